@@ -1,0 +1,72 @@
+"""lipnet: 1-Lipschitz networks, their certificates and their export.
+
+The public API the dashboard and outside checks rely on:
+`load`, `save`, `certified_radius`, `certified_accuracy`, `vanilla_export`,
+`lipschitz_upper_bound`, `lipschitz_lower_bound`, plus the layers and losses.
+"""
+
+from .certify import (
+    NoCertificateError,
+    certified_accuracy,
+    certified_radius,
+    check_lipschitz,
+    lipschitz_lower_bound,
+    lipschitz_upper_bound,
+)
+from .export import vanilla_export
+from .io import ModelFileError, load, save
+from .layers import (
+    AOLConv2d,
+    AOLLinear,
+    Flatten,
+    FrobeniusLinear,
+    FullSort,
+    GroupSort,
+    GroupSort2,
+    InvertibleDownSampling,
+    LipSequential,
+    MaxMin,
+    ScaledAvgPool2d,
+    ScaledL2NormPool2d,
+    SpectralConv2d,
+    SpectralLinear,
+)
+from .losses import (
+    HingeLoss,
+    HKRLoss,
+    HKRMulticlassLoss,
+    KRLoss,
+    MulticlassHingeLoss,
+)
+
+__all__ = [
+    "AOLConv2d",
+    "AOLLinear",
+    "Flatten",
+    "FrobeniusLinear",
+    "FullSort",
+    "GroupSort",
+    "GroupSort2",
+    "HKRLoss",
+    "HKRMulticlassLoss",
+    "HingeLoss",
+    "InvertibleDownSampling",
+    "KRLoss",
+    "LipSequential",
+    "MaxMin",
+    "ModelFileError",
+    "MulticlassHingeLoss",
+    "NoCertificateError",
+    "ScaledAvgPool2d",
+    "ScaledL2NormPool2d",
+    "SpectralConv2d",
+    "SpectralLinear",
+    "certified_accuracy",
+    "certified_radius",
+    "check_lipschitz",
+    "lipschitz_lower_bound",
+    "lipschitz_upper_bound",
+    "load",
+    "save",
+    "vanilla_export",
+]

@@ -1,0 +1,328 @@
+"""Reparametrizations that make a weight provably 1-Lipschitz.
+
+The ground floor of lipnet: power iteration, Björck orthonormalization with a
+strict final step, the exact operator norm of a convolution (via the FFT of its
+kernel), AOL rescaling, and the `parametrize` modules that apply them with a
+cache in eval mode.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+BJORCK_MAX_ITER = 15
+BJORCK_TOL = 1e-3
+BJORCK_GRAD_ITER = 4
+
+
+def power_iteration(
+    op: Callable[[Tensor], Tensor],
+    u: Tensor,
+    n_iter: int = 100,
+    tol: float = 1e-6,
+) -> tuple[float, Tensor]:
+    """Largest singular value of a linear map by power iteration on `op`ᵀ`op`.
+
+    `op` must be linear; its adjoint is taken by autograd, so any linear map
+    (a conv at its real input size, a pooling, a whole affine layer minus its
+    offset) works. Iterates until the estimate changes by less than `tol`
+    (relative) or `n_iter` steps; the estimate is a lower bound that converges
+    to the true norm. Returns (sigma, unit right singular vector).
+    """
+    u = F.normalize(u.detach().flatten(), dim=0).view_as(u)
+    sigma = 0.0
+    for _ in range(n_iter):
+        with torch.enable_grad():
+            x = u.detach().requires_grad_(True)
+            y = op(x)
+            (g,) = torch.autograd.grad(0.5 * y.pow(2).sum(), x)
+        new_sigma = math.sqrt(max(float((g * u).sum()), 0.0))
+        norm = g.norm()
+        if norm == 0:
+            return 0.0, u
+        u = g / norm
+        if abs(new_sigma - sigma) <= tol * max(new_sigma, 1e-12):
+            sigma = new_sigma
+            break
+        sigma = new_sigma
+    with torch.no_grad():
+        sigma = max(sigma, float(op(u).norm()))
+    return sigma, u
+
+
+def _gram(w: Tensor) -> Tensor:
+    """The smaller Gram matrix of a 2-D weight (WWᵀ or WᵀW)."""
+    return w @ w.T if w.shape[0] <= w.shape[1] else w.T @ w
+
+
+def _bjorck_step(w: Tensor, gram: Tensor) -> Tensor:
+    """One Björck step W ← 1.5·W − 0.5·W·WᵀW (β = 0.5)."""
+    wg = gram @ w if w.shape[0] <= w.shape[1] else w @ gram
+    return 1.5 * w - 0.5 * wg
+
+
+def bjorck_orthonormalize(
+    w: Tensor,
+    max_iter: int = BJORCK_MAX_ITER,
+    tol: float = BJORCK_TOL,
+    grad_iter: int = BJORCK_GRAD_ITER,
+) -> Tensor:
+    """Björck orthonormalization of a 2-D weight, strict by construction.
+
+    A step with β = 0.5 maps each singular value σ to 1.5σ − 0.5σ³, which lies
+    in [−1, 1] whenever σ ≤ 2. Before each step the input is rescaled if the
+    max-row-sum of its Gram matrix (an upper bound of σ_max²) exceeds 4, so the
+    result has spectral norm ≤ 1 after any number (≥ 1) of steps, converged
+    or not. Iteration stops when a step moves W by less than `tol` (Frobenius).
+    Only the last `grad_iter` steps are differentiated; earlier ones pass the
+    gradient straight through, which keeps the backward pass cheap.
+    """
+    history: list[Tensor] = []
+    with torch.no_grad():
+        x = w.detach()
+        for steps in range(1, max_iter + 1):
+            history = [*history, x][-grad_iter:] if grad_iter > 0 else []
+            new = _bjorck_step(*_rescaled(x))
+            moved = torch.linalg.matrix_norm(new - x)
+            x = new
+            if moved < tol and steps >= grad_iter:
+                break
+    if not (torch.is_grad_enabled() and w.requires_grad and history):
+        return x
+    # Differentiate only the last steps, from a point that carries the gradient
+    # straight through the earlier ones.
+    x = w + (history[0] - w).detach()
+    for _ in history:
+        x = _bjorck_step(*_rescaled(x))
+    return x
+
+
+def _rescaled(w: Tensor) -> tuple[Tensor, Tensor]:
+    """W and its Gram matrix, scaled so that σ_max(W) ≤ 2 is guaranteed."""
+    gram = _gram(w)
+    bound = gram.detach().abs().sum(dim=1).max()
+    if bound > 4.0:
+        return w / bound.sqrt(), gram / bound
+    return w, gram
+
+
+def conv_operator_norm(
+    weight: Tensor,
+    input_size: Sequence[int],
+    stride: int = 1,
+    padding: Sequence[int] = (0, 0),
+    padding_mode: str = "zeros",
+) -> Tensor:
+    """Strict upper bound of a 2-D convolution's L2 operator norm, tight in practice.
+
+    A stride-s convolution is rewritten as a stride-1 circular convolution of
+    the space-to-depth input (an isometry) with a kernel of cin·s² channels, on
+    the smallest torus that holds the image and p zeros (n + p cells per
+    axis: those zeros serve as the padding on both sides). A circular convolution is
+    diagonalized by the 2-D DFT, so its exact norm is the largest singular
+    value of the per-frequency cout × cin·s² matrices. A zero-padded
+    convolution on an H×W input is that circular one restricted to inputs
+    supported inside the grid and cropped at the output, so its norm is at
+    most this value (equal in the limit of large inputs). The bound holds for
+    every input of height ≤ H and width ≤ W with zero padding, and for exactly
+    H×W with circular padding. Differentiable with respect to `weight` (the
+    gradient flows through the maximizing frequency).
+    """
+    cout, _, kh, kw = weight.shape
+    h, w = (int(v) for v in input_size)
+    ph, pw = (int(v) for v in padding)
+    s = int(stride)
+    if padding_mode == "circular":
+        if h % s or w % s:
+            raise ValueError(
+                f"circular padding with stride {s} needs an input size divisible "
+                f"by the stride, got {h}x{w}"
+            )
+        out_h, out_w = (h + 2 * ph - kh) // s + 1, (w + 2 * pw - kw) // s + 1
+        if out_h > h // s or out_w > w // s:
+            raise ValueError("circular padding larger than the kernel needs")
+        grid_h, grid_w = h, w
+        if kh > h or kw > w:
+            raise ValueError(f"kernel {kh}x{kw} larger than the input {h}x{w}")
+    elif padding_mode == "zeros":
+        if ph > kh - 1 or pw > kw - 1:
+            raise ValueError(
+                "zero padding larger than kernel_size - 1 is not supported"
+            )
+        # A torus of n + p cells holds the image and p zeros, which serve as
+        # both the left and the right padding: no read wraps onto a pixel.
+        grid_h = s * math.ceil(max(h + ph, kh) / s)
+        grid_w = s * math.ceil(max(w + pw, kw) / s)
+    else:
+        raise ValueError(
+            f"padding_mode {padding_mode!r} is not supported: 'reflect' and "
+            "'replicate' duplicate border pixels, which breaks a tight Lipschitz "
+            "bound; use 'zeros' or 'circular'"
+        )
+    # Pad the kernel to a multiple of the stride and fold the stride phases
+    # into channels: K'[o, c·s²+r1·s+r2, q1, q2] = K[o, c, s·q1+r1, s·q2+r2].
+    kh2, kw2 = s * math.ceil(kh / s), s * math.ceil(kw / s)
+    k = F.pad(weight, (0, kw2 - kw, 0, kh2 - kh))
+    if s > 1:
+        k = F.pixel_unshuffle(k, s)
+    gh, gw = grid_h // s, grid_w // s
+    spectrum = torch.fft.rfft2(k, s=(gh, gw))  # (cout, cin·s², gh, gw//2+1)
+    mats = spectrum.permute(2, 3, 0, 1).reshape(-1, cout, k.shape[1])
+    with torch.no_grad():
+        gram = mats @ mats.mH if cout <= k.shape[1] else mats.mH @ mats
+        top = torch.linalg.eigvalsh(gram)[:, -1]
+        best = int(top.argmax())
+    m = mats[best]
+    g = m @ m.mH if cout <= k.shape[1] else m.mH @ m
+    # The top eigenvalue of one small Hermitian matrix, with its gradient.
+    sigma_sq = torch.linalg.eigvalsh(g)[-1]
+    sigma_sq = torch.maximum(sigma_sq, top[best].to(sigma_sq.dtype))
+    return sigma_sq.clamp_min(0).sqrt()
+
+
+def aol_scale(gram: Tensor) -> Tensor:
+    """AOL rescaling factors d with ‖W·diag(d)‖₂ ≤ 1 (Prach & Lampert, 2022).
+
+    `gram` is WᵀW (or the channel-by-channel sum of |KᵀK| over offsets for a
+    convolution); d_i = (Σ_j |gram_ij|)^(-1/2) makes the rescaled map 1-Lipschitz
+    with a single Gram matrix and no iteration.
+    """
+    return gram.abs().sum(dim=1).clamp_min(1e-12).rsqrt()
+
+
+class _CachedInEval(nn.Module):
+    """Base for weight parametrizations: recompute in training, cache in eval.
+
+    In eval mode the constrained weight is computed once and reused until the
+    underlying parameter changes (tracked by its version counter and storage),
+    so inference costs what a plain layer costs.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._cache: Tensor | None = None
+        self._cache_key: tuple[int, ...] | None = None
+
+    def _key(self, original: Tensor) -> tuple[int, ...]:
+        keys = [original._version, original.data_ptr()]
+        for b in self.buffers():
+            keys += [b._version, b.data_ptr()]
+        return tuple(keys)
+
+    def forward(self, original: Tensor) -> Tensor:
+        if self.training:
+            self._cache = None
+            return self.constrain(original)
+        key = self._key(original)
+        if self._cache is None or self._cache_key != key:
+            with torch.no_grad():
+                self._cache = self.constrain(original).detach()
+            self._cache_key = self._key(original)
+        return self._cache
+
+    def constrain(self, original: Tensor) -> Tensor:
+        raise NotImplementedError
+
+
+class SpectralBjorck(_CachedInEval):
+    """Spectral normalization then Björck orthonormalization of a weight.
+
+    The weight is reshaped to (out, -1), divided by its largest singular value
+    (power iteration with a persistent vector, one step per training forward),
+    then orthonormalized with `bjorck_orthonormalize`, whose final step makes
+    the spectral norm ≤ 1 whatever the estimate's error.
+    """
+
+    def __init__(self, shape: Sequence[int], n_power_iter: int = 1) -> None:
+        super().__init__()
+        self.n_power_iter = n_power_iter
+        fan_in = int(math.prod(shape[1:]))
+        self.register_buffer("u", F.normalize(torch.randn(fan_in), dim=0))
+
+    def constrain(self, original: Tensor) -> Tensor:
+        w = original.reshape(original.shape[0], -1)
+        u = self.u.clone()
+        if self.training:
+            with torch.no_grad():
+                for _ in range(self.n_power_iter):
+                    u = F.normalize(w.T @ F.normalize(w @ u, dim=0), dim=0)
+                self.u.copy_(u)
+        sigma = torch.linalg.vector_norm(w @ u)
+        w = bjorck_orthonormalize(w / sigma.clamp_min(1e-12))
+        return w.reshape(original.shape)
+
+
+class ConvOperatorNorm(_CachedInEval):
+    """Spectral + Björck on the reshaped kernel, then division by the conv's exact norm.
+
+    Björck makes the reshaped kernel orthonormal (a good, well-conditioned
+    start); `conv_operator_norm` then rescales by the exact norm of the
+    convolution operator at the layer's input size, so the layer is strictly
+    1-Lipschitz and tight (its measured norm is 1 up to the gap between the
+    zero-padded operator and its circular embedding).
+    """
+
+    def __init__(
+        self,
+        shape: Sequence[int],
+        input_size: Sequence[int],
+        stride: int,
+        padding: Sequence[int],
+        padding_mode: str,
+    ) -> None:
+        super().__init__()
+        self.spectral = SpectralBjorck(shape)
+        self.input_size = tuple(int(v) for v in input_size)
+        self.stride = int(stride)
+        self.padding = tuple(int(v) for v in padding)
+        self.padding_mode = padding_mode
+
+    def constrain(self, original: Tensor) -> Tensor:
+        w = self.spectral.constrain(original)
+        norm = conv_operator_norm(
+            w, self.input_size, self.stride, self.padding, self.padding_mode
+        )
+        # The tiny relative margin absorbs float32 rounding of the eigensolver.
+        return w / (norm * (1 + 1e-6)).clamp_min(1e-12)
+
+
+class AOLRescale(_CachedInEval):
+    """AOL: rescale the input columns of a dense or conv weight (no iterations).
+
+    For a dense weight W, d = (Σ_j |WᵀW|_ij)^(-1/2); for a convolution the Gram
+    matrix sums |KᵀK| over all kernel offsets (the channel-wise conv of the
+    kernel with itself), which bounds the stride-1 zero-padded conv at every
+    input size. Strict, cheap, and tight when W is near orthogonal.
+    """
+
+    def constrain(self, original: Tensor) -> Tensor:
+        if original.dim() == 2:
+            d = aol_scale(original.T @ original)
+            return original * d[None, :]
+        kh, kw = original.shape[-2:]
+        kt = original.transpose(0, 1)  # (cin, cout, kh, kw)
+        gram = F.conv2d(kt, kt, padding=(kh - 1, kw - 1))  # (cin, cin, 2kh-1, 2kw-1)
+        d = aol_scale(gram.abs().sum(dim=(2, 3)))
+        return original * d[None, :, None, None]
+
+
+class FrobeniusNormalize(_CachedInEval):
+    """Divide a dense weight by its Frobenius norm (per row if `disjoint`).
+
+    With one output, the Frobenius and spectral norms coincide (an exactly
+    1-Lipschitz, gradient-norm-preserving head); with several outputs and
+    `disjoint`, each output neuron is 1-Lipschitz on its own.
+    """
+
+    def __init__(self, disjoint: bool) -> None:
+        super().__init__()
+        self.disjoint = disjoint
+
+    def constrain(self, original: Tensor) -> Tensor:
+        norms = original.norm(dim=1, keepdim=True) if self.disjoint else original.norm()
+        return original / norms.clamp_min(1e-12)

@@ -1,0 +1,62 @@
+"""Export to plain layers: the constrained weights baked into nn.Linear/nn.Conv2d."""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import nn
+
+from .layers import Flatten, InvertibleDownSampling, LipschitzLayer
+
+
+def _plain(layer: nn.Module) -> nn.Module:
+    """A parameter-for-parameter plain copy of one layer."""
+    if isinstance(layer, nn.Linear):
+        out = nn.Linear(
+            layer.in_features, layer.out_features, bias=layer.bias is not None
+        )
+    elif isinstance(layer, nn.Conv2d):
+        out = nn.Conv2d(
+            layer.in_channels,
+            layer.out_channels,
+            layer.kernel_size,
+            stride=layer.stride,
+            padding=layer.padding,
+            dilation=layer.dilation,
+            groups=layer.groups,
+            bias=layer.bias is not None,
+            padding_mode=layer.padding_mode,
+        )
+    elif isinstance(layer, Flatten):
+        return nn.Flatten()
+    elif isinstance(layer, InvertibleDownSampling):
+        return nn.PixelUnshuffle(layer.downscale_factor)
+    else:
+        if any(True for _ in layer.parameters()) and isinstance(layer, LipschitzLayer):
+            raise TypeError(f"cannot export {type(layer).__name__}")
+        return copy.deepcopy(layer)
+    with torch.no_grad():
+        out.weight.copy_(layer.weight * getattr(layer, "k", 1.0))
+        if layer.bias is not None:
+            out.bias.copy_(layer.bias)
+    return out
+
+
+def vanilla_export(model: nn.Module) -> nn.Sequential:
+    """A plain nn.Sequential computing the same function as `model` in eval mode.
+
+    Dense and conv layers become nn.Linear/nn.Conv2d with the constrained
+    weight (times k) baked in; parameter-free activations and poolings are
+    kept as they are (they have nothing to constrain). Inference then costs
+    exactly a plain network's forward pass, and the export needs no lipnet
+    parametrization to load.
+    """
+    was_training = model.training
+    model.eval()
+    try:
+        layers = list(model) if isinstance(model, nn.Sequential) else [model]
+        plain = nn.Sequential(*(_plain(layer) for layer in layers))
+    finally:
+        model.train(was_training)
+    return plain.eval()

@@ -1,0 +1,33 @@
+"""Lipschitz layers, each an nn.Module with a provable L2 Lipschitz bound."""
+
+from .activations import FullSort, GroupSort, GroupSort2, MaxMin, group_sort
+from .base import LipschitzLayer
+from .conv import AOLConv2d, SpectralConv2d
+from .linear import AOLLinear, FrobeniusLinear, SpectralLinear
+from .pooling import (
+    Flatten,
+    InvertibleDownSampling,
+    ScaledAvgPool2d,
+    ScaledL2NormPool2d,
+)
+from .sequential import HEAD_FACTORS, LipSequential
+
+__all__ = [
+    "HEAD_FACTORS",
+    "AOLConv2d",
+    "AOLLinear",
+    "Flatten",
+    "FrobeniusLinear",
+    "FullSort",
+    "GroupSort",
+    "GroupSort2",
+    "InvertibleDownSampling",
+    "LipSequential",
+    "LipschitzLayer",
+    "MaxMin",
+    "ScaledAvgPool2d",
+    "ScaledL2NormPool2d",
+    "SpectralConv2d",
+    "SpectralLinear",
+    "group_sort",
+]

@@ -1,0 +1,139 @@
+"""Certificates: the radius formulas, soundness under attack, measured bounds."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from helpers import pgd_l2_flips, toy_binary_model
+from torch import nn
+
+import lipnet
+from lipnet.certify import NoCertificateError, radius_from_outputs
+from lipnet.layers import LipschitzLayer
+
+
+def test_radius_formulas_by_hand():
+    f = torch.tensor([[3.0], [-1.0]])
+    assert torch.allclose(
+        radius_from_outputs(f, 2.0, "binary"), torch.tensor([1.5, 0.5])
+    )
+    labels = torch.tensor([1, 1])
+    assert torch.allclose(
+        radius_from_outputs(f, 2.0, "binary", labels), torch.tensor([1.5, 0.0])
+    )
+    out = torch.tensor([[4.0, 1.0, 0.0], [0.0, 2.0, 1.5]])
+    whole = radius_from_outputs(out, 1.0, "lipschitz")
+    assert torch.allclose(whole, torch.tensor([3 / math.sqrt(2), 0.5 / math.sqrt(2)]))
+    disjoint = radius_from_outputs(out, 1.0, "disjoint", torch.tensor([0, 0]))
+    assert torch.allclose(disjoint, torch.tensor([1.5, 0.0]))
+
+
+def test_multiclass_radius_is_exactly_tight_for_a_linear_map():
+    """For f(x) = Wx with orthonormal rows, the nearest decision change is at
+    margin/√2: the certificate is exact, not just sound."""
+    torch.manual_seed(0)
+    q, _ = torch.linalg.qr(torch.randn(8, 3))
+    model = lipnet.LipSequential(lipnet.SpectralLinear(8, 3, bias=False))
+    with torch.no_grad():
+        model[0].parametrizations.weight.original.copy_(q.T)
+    model.eval()
+    x = torch.randn(1, 8)
+    out = model(x)
+    r = lipnet.certified_radius(model, x)
+    top2 = out.topk(2).indices[0]
+    w = model[0].weight
+    direction = w[top2[1]] - w[top2[0]]
+    needed = (out[0, top2[0]] - out[0, top2[1]]) / direction.norm() ** 2
+    flipped = model(x + (needed * 1.0001) * direction)
+    assert flipped.argmax() != out.argmax()
+    assert torch.isclose(r[0], needed * direction.norm(), rtol=1e-4)
+
+
+def test_certified_radius_needs_a_certificate():
+    plain = lipnet.LipSequential(nn.Linear(4, 1))
+    with pytest.raises(NoCertificateError, match="no certificate"):
+        lipnet.certified_radius(plain, torch.zeros(1, 4))
+
+
+def test_certificates_are_sound_under_pgd():
+    """PGD with restarts never flips a decision inside the certified radius,
+    and does flip most of them just outside (the attack is not toothless)."""
+    model, x, y = toy_binary_model()
+    x, y = x[:200], y[:200]
+    r = lipnet.certified_radius(model, x, y)
+    ok = r > 0.05
+    assert ok.float().mean() > 0.8
+    inside = pgd_l2_flips(model, x[ok], y[ok], r[ok] * 0.999, steps=40, restarts=3)
+    assert not inside.any()
+    outside = pgd_l2_flips(model, x[ok], y[ok], r[ok] * 1.5, steps=40, restarts=1)
+    assert outside.float().mean() > 0.5
+
+
+def test_certified_accuracy_curve():
+    model, x, y = toy_binary_model()
+    acc = lipnet.certified_accuracy(model, (x, y), [0.0, 0.5, 1.0, 100.0])
+    radii = lipnet.certified_radius(model, x, y)
+    assert acc[0.0] == pytest.approx(float((radii > 0).float().mean()))
+    assert acc[0.5] == pytest.approx(float((radii > 0.5).float().mean()))
+    assert acc[0.0] >= acc[0.5] >= acc[1.0] >= acc[100.0] == 0.0
+    loader = torch.utils.data.DataLoader(
+        torch.utils.data.TensorDataset(x, y), batch_size=64
+    )
+    assert lipnet.certified_accuracy(model, loader, [0.5]) == {0.5: acc[0.5]}
+    balanced = lipnet.certified_accuracy(model, (x, y), [0.0], balanced=True)[0.0]
+    per_class = [float((radii[y == k] > 0).float().mean()) for k in (0, 1)]
+    assert balanced == pytest.approx(sum(per_class) / 2)
+
+
+def test_upper_and_lower_bounds_bracket_a_trained_model():
+    model, x, _ = toy_binary_model()
+    upper = lipnet.lipschitz_upper_bound(model, (20,))
+    lower = lipnet.lipschitz_lower_bound(model, x[:32])
+    assert lower <= upper + 1e-4
+    assert upper <= 1 + 1e-3
+    assert lower >= 0.9  # hKR + GNP layers: the gradient norm is ~1 almost everywhere
+    report = lipnet.check_lipschitz(model, (20,), x[:8])
+    assert report["sound"] and report["declared"] == 1.0
+
+
+def test_upper_bound_of_a_plain_network_is_the_product_of_norms():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(6, 5), nn.ReLU(), nn.Linear(5, 2))
+    expected = torch.linalg.matrix_norm(
+        net[0].weight.detach(), 2
+    ) * torch.linalg.matrix_norm(net[2].weight.detach(), 2)
+    assert lipnet.lipschitz_upper_bound(net, (6,)) == pytest.approx(
+        float(expected), rel=1e-5
+    )
+
+
+def test_conv_upper_bound_uses_the_real_input_size():
+    torch.manual_seed(0)
+    conv = nn.Conv2d(2, 3, 3, padding=1, bias=True)
+    n = 6
+    eye = torch.eye(2 * n * n).reshape(-1, 2, n, n)
+    mat = nn.functional.conv2d(eye, conv.weight.detach(), padding=1).reshape(
+        2 * n * n, -1
+    )
+    exact = float(torch.linalg.matrix_norm(mat, ord=2))
+    assert lipnet.lipschitz_upper_bound(
+        nn.Sequential(conv), (2, n, n)
+    ) == pytest.approx(exact, rel=1e-5)
+
+
+class _LyingLayer(nn.Linear, LipschitzLayer):
+    """Declares 1-Lipschitz but is not: the check must catch it."""
+
+    lipschitz = 1.0
+
+
+def test_unsound_model_is_reported():
+    layer = _LyingLayer(4, 1)
+    with torch.no_grad():
+        layer.weight.fill_(1.0)  # norm 2
+    model = lipnet.LipSequential(layer, head="binary")
+    report = lipnet.check_lipschitz(model, (4,))
+    assert report["upper_bound"] == pytest.approx(2.0, rel=1e-5)
+    assert report["sound"] is False
