@@ -17,7 +17,8 @@ from torch import Tensor, nn
 
 BJORCK_MAX_ITER = 15
 BJORCK_TOL = 1e-3
-BJORCK_GRAD_ITER = 4
+BJORCK_GRAD_ITER = 3
+BJORCK_SWITCH = 0.25
 
 
 def power_iteration(
@@ -61,9 +62,16 @@ def _gram(w: Tensor) -> Tensor:
 
 
 def _bjorck_step(w: Tensor, gram: Tensor) -> Tensor:
-    """One Björck step W ← 1.5·W − 0.5·W·WᵀW (β = 0.5)."""
-    wg = gram @ w if w.shape[0] <= w.shape[1] else w @ gram
-    return 1.5 * w - 0.5 * wg
+    """One Björck step W ← 1.5·W − 0.5·W·WᵀW (β = 0.5), as one fused matmul."""
+    if w.shape[0] <= w.shape[1]:
+        return torch.addmm(w, gram, w, beta=1.5, alpha=-0.5)
+    return torch.addmm(w, w, gram, beta=1.5, alpha=-0.5)
+
+
+def _distance_to_orthonormal(gram: Tensor) -> Tensor:
+    """‖WᵀW − I‖_F on the small Gram matrix: twice the size of the next step."""
+    eye = torch.eye(gram.shape[0], dtype=gram.dtype, device=gram.device)
+    return torch.linalg.matrix_norm(gram - eye)
 
 
 def bjorck_orthonormalize(
@@ -75,40 +83,39 @@ def bjorck_orthonormalize(
     """Björck orthonormalization of a 2-D weight, strict by construction.
 
     A step with β = 0.5 maps each singular value σ to 1.5σ − 0.5σ³, which lies
-    in [−1, 1] whenever σ ≤ 2. Before each step the input is rescaled if the
-    max-row-sum of its Gram matrix (an upper bound of σ_max²) exceeds 4, so the
-    result has spectral norm ≤ 1 after any number (≥ 1) of steps, converged
-    or not. Iteration stops when a step moves W by less than `tol` (Frobenius).
-    Only the last `grad_iter` steps are differentiated; earlier ones pass the
-    gradient straight through, which keeps the backward pass cheap.
+    in [−1, 1] whenever σ ≤ 2. The input is rescaled once if the max-row-sum
+    of its Gram matrix (an upper bound of σ_max²) exceeds 4; every later step
+    then starts from σ ≤ 1, so the result has spectral norm ≤ 1 after any
+    number (≥ 1) of steps, converged or not. Iteration stops when the next
+    step would move W by less than about `tol` (½‖WᵀW − I‖_F, measured on the
+    small Gram matrix). When a gradient is needed, the first
+    steps run without autograd until W is close to orthonormal and pass the
+    gradient straight through; only the last (at least `grad_iter`) steps
+    are differentiated, which keeps the backward pass cheap.
     """
-    history: list[Tensor] = []
-    with torch.no_grad():
-        x = w.detach()
-        for steps in range(1, max_iter + 1):
-            history = [*history, x][-grad_iter:] if grad_iter > 0 else []
-            new = _bjorck_step(*_rescaled(x))
-            moved = torch.linalg.matrix_norm(new - x)
-            x = new
-            if moved < tol and steps >= grad_iter:
-                break
-    if not (torch.is_grad_enabled() and w.requires_grad and history):
-        return x
-    # Differentiate only the last steps, from a point that carries the gradient
-    # straight through the earlier ones.
-    x = w + (history[0] - w).detach()
-    for _ in history:
-        x = _bjorck_step(*_rescaled(x))
-    return x
-
-
-def _rescaled(w: Tensor) -> tuple[Tensor, Tensor]:
-    """W and its Gram matrix, scaled so that σ_max(W) ≤ 2 is guaranteed."""
-    gram = _gram(w)
-    bound = gram.detach().abs().sum(dim=1).max()
+    gram = _gram(w.detach())
+    bound = gram.abs().sum(dim=1).max()
     if bound > 4.0:
-        return w / bound.sqrt(), gram / bound
-    return w, gram
+        w = w / bound.sqrt()
+    x, steps = w, 0
+    track = torch.is_grad_enabled() and w.requires_grad
+    if track:
+        with torch.no_grad():
+            y = w.detach()
+            while steps < max_iter - grad_iter:
+                gram = _gram(y)
+                if steps and _distance_to_orthonormal(gram) < 2 * BJORCK_SWITCH:
+                    break
+                y, steps = _bjorck_step(y, gram), steps + 1
+        x = w + (y - w).detach()
+    tracked = 0
+    while steps < max_iter:
+        gram = _gram(x)
+        done = tracked >= grad_iter or not track
+        if steps and done and _distance_to_orthonormal(gram.detach()) < 2 * tol:
+            break
+        x, steps, tracked = _bjorck_step(x, gram), steps + 1, tracked + 1
+    return x
 
 
 def conv_operator_norm(
@@ -207,12 +214,21 @@ class _CachedInEval(nn.Module):
         super().__init__()
         self._cache: Tensor | None = None
         self._cache_key: tuple[int, ...] | None = None
+        self._buffers_seen: list[Tensor] | None = None
 
     def _key(self, original: Tensor) -> tuple[int, ...]:
+        if self._buffers_seen is None:
+            self._buffers_seen = list(self.buffers())
         keys = [original._version, original.data_ptr()]
-        for b in self.buffers():
+        for b in self._buffers_seen:
             keys += [b._version, b.data_ptr()]
         return tuple(keys)
+
+    def cached(self, original: Tensor) -> Tensor | None:
+        """The cached eval-mode weight if it is still valid, else None."""
+        if self._cache is not None and self._cache_key == self._key(original):
+            return self._cache
+        return None
 
     def forward(self, original: Tensor) -> Tensor:
         if self.training:

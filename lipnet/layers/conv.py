@@ -9,7 +9,7 @@ from torch import Tensor, nn
 from torch.nn.utils import parametrize
 
 from ..constraints import AOLRescale, ConvOperatorNorm
-from .base import LipschitzLayer
+from .base import LipschitzLayer, constrained_weight
 
 
 def _pair(v: int | Sequence[int]) -> tuple[int, int]:
@@ -61,7 +61,7 @@ class _ConstrainedConv2d(nn.Conv2d, LipschitzLayer):
             nn.init.zeros_(self.bias)
 
     def forward(self, x: Tensor) -> Tensor:
-        w = self.weight
+        w = constrained_weight(self)
         return self._conv_forward(x, w if self.k == 1.0 else w * self.k, self.bias)
 
     def config(self) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from torch import Tensor, nn
 from torch.nn.utils import parametrize
 
 from ..constraints import AOLRescale, FrobeniusNormalize, SpectralBjorck
-from .base import LipschitzLayer
+from .base import LipschitzLayer, constrained_weight
 
 
 class _ConstrainedLinear(nn.Linear, LipschitzLayer):
@@ -28,7 +28,7 @@ class _ConstrainedLinear(nn.Linear, LipschitzLayer):
             nn.init.zeros_(self.bias)
 
     def forward(self, x: Tensor) -> Tensor:
-        w = self.weight
+        w = constrained_weight(self)
         return F.linear(x, w if self.k == 1.0 else w * self.k, self.bias)
 
     def config(self) -> dict[str, Any]:

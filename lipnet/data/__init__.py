@@ -1,0 +1,67 @@
+"""Datasets and image input for lipnet: MNIST (IDX files), a CelebA subset, user images.
+
+Everything here is plain numpy / torch / Pillow so that training scripts, tests
+and the dashboard share one loader. The submodules each have one job:
+:mod:`~lipnet.data.paths` (data and cache directories), :mod:`~lipnet.data.mnist`,
+:mod:`~lipnet.data.celeba` and :mod:`~lipnet.data.images` (user uploads).
+"""
+
+from __future__ import annotations
+
+from .celeba import (
+    CELEBA_ATTRIBUTE_COUNT,
+    SPLIT_RULE,
+    SPLITS,
+    celeba_split,
+    describe_split,
+    load_celeba,
+    read_celeba_attributes,
+)
+from .images import (
+    ALLOWED_FORMATS,
+    MAX_BYTES,
+    MAX_PIXELS,
+    ImageError,
+    grace_hopper,
+    image_to_tensor,
+    load_image,
+    tensor_to_image,
+)
+from .mnist import (
+    MNIST_FILES,
+    MNIST_MIRRORS,
+    DownloadError,
+    download_mnist,
+    load_mnist,
+    mnist_binary,
+    read_idx,
+)
+from .paths import PathLike as PathLike  # type alias, not in __all__ (as before)
+from .paths import cache_dir, data_dir
+
+__all__ = [
+    "ALLOWED_FORMATS",
+    "CELEBA_ATTRIBUTE_COUNT",
+    "MAX_BYTES",
+    "MAX_PIXELS",
+    "MNIST_FILES",
+    "MNIST_MIRRORS",
+    "SPLITS",
+    "SPLIT_RULE",
+    "DownloadError",
+    "ImageError",
+    "cache_dir",
+    "celeba_split",
+    "data_dir",
+    "describe_split",
+    "download_mnist",
+    "grace_hopper",
+    "image_to_tensor",
+    "load_celeba",
+    "load_image",
+    "load_mnist",
+    "mnist_binary",
+    "read_celeba_attributes",
+    "read_idx",
+    "tensor_to_image",
+]

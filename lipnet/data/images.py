@@ -1,0 +1,328 @@
+"""User images (dashboard uploads): safe loading, preprocessing and display."""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .paths import PathLike
+
+__all__ = [
+    "ALLOWED_FORMATS",
+    "MAX_BYTES",
+    "MAX_PIXELS",
+    "ImageError",
+    "grace_hopper",
+    "image_to_tensor",
+    "load_image",
+    "tensor_to_image",
+]
+
+log = logging.getLogger(__name__)
+
+MAX_PIXELS = 40_000_000
+"""Largest image (width × height) accepted by :func:`load_image`."""
+MAX_BYTES = 50 * 1024 * 1024
+"""Largest encoded input accepted by :func:`load_image`."""
+ALLOWED_FORMATS: tuple[str, ...] = (
+    "PNG",
+    "JPEG",
+    "GIF",
+    "BMP",
+    "TIFF",
+    "WEBP",
+    "AVIF",
+    "PPM",
+    "ICO",
+    "TGA",
+    "QOI",
+)
+"""Pillow formats :func:`load_image` opens (none that run helpers, such as EPS)."""
+
+
+class ImageError(ValueError):
+    """A user image was rejected: not an image, corrupt, too large, or a bad spec."""
+
+
+def _parse_spec(spec: Mapping[str, Any]) -> tuple[int, int, int]:
+    if not isinstance(spec, Mapping) or "input_shape" not in spec:
+        raise ImageError("model spec must be a mapping with an 'input_shape' [C, H, W]")
+    shape = spec["input_shape"]
+    if (
+        isinstance(shape, str | bytes)
+        or not isinstance(shape, Sequence | torch.Size | np.ndarray)
+        or len(shape) != 3
+        or not all(
+            isinstance(v, int | np.integer) and not isinstance(v, bool) for v in shape
+        )
+    ):
+        raise ImageError(f"input_shape must be three integers [C, H, W], got {shape!r}")
+    c, h, w = (int(v) for v in shape)
+    if c not in (1, 3):
+        raise ImageError(f"input_shape channels must be 1 or 3, got {c}")
+    if not (1 <= h <= 4096 and 1 <= w <= 4096):
+        raise ImageError(
+            f"input_shape height and width must be in 1..4096, got {h}×{w}"
+        )
+    return c, h, w
+
+
+def _check_pixels(size: tuple[int, int]) -> None:
+    w, h = size
+    if w * h > MAX_PIXELS:
+        raise ImageError(
+            f"image is too large: {w}×{h} = {w * h / 1e6:.1f} megapixels, "
+            f"the limit is {MAX_PIXELS / 1e6:g} megapixels ({MAX_PIXELS} pixels)"
+        )
+    if w < 1 or h < 1:
+        raise ImageError(f"image has an empty size {w}×{h}")
+
+
+def _to_numeric_gray(img: Image.Image) -> Image.Image:
+    """Map 16/32-bit integer ('I;16*', 'I') and float ('F') images to 8-bit 'L'.
+
+    'I;16*' is scaled by 1/65535. For 'I' and 'F' the value range decides: data
+    within [0, 1] (float only), [0, 255] or [0, 65535] is scaled to that range;
+    anything else is min-max normalised.
+    """
+    a = np.asarray(img, dtype=np.float64)
+    a = np.nan_to_num(a, nan=0.0, posinf=0.0, neginf=0.0)
+    lo, hi = (float(a.min()), float(a.max())) if a.size else (0.0, 0.0)
+    if img.mode.startswith("I;16"):
+        scale = a / 65535.0
+    elif img.mode == "F" and lo >= 0 and hi <= 1:
+        scale = a
+    elif lo >= 0 and hi <= 255:
+        scale = a / 255.0
+    elif lo >= 0 and hi <= 65535:
+        scale = a / 65535.0
+    else:
+        scale = (a - lo) / (hi - lo) if hi > lo else np.zeros_like(a)
+    return Image.fromarray(np.round(np.clip(scale, 0, 1) * 255).astype(np.uint8), "L")
+
+
+def _normalise_mode(img: Image.Image) -> Image.Image:
+    """Convert any Pillow mode to 'L' or 'RGB'; alpha is composited over white."""
+    mode = img.mode
+    if mode in ("L", "RGB") and "transparency" not in img.info:
+        return img
+    if mode == "1":
+        return img.convert("L")
+    if mode.startswith("I") or mode == "F":
+        return _to_numeric_gray(img)
+    has_alpha = mode in ("RGBA", "RGBa", "LA", "La", "PA") or "transparency" in img.info
+    if has_alpha:
+        rgba = img.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        out = Image.alpha_composite(white, rgba)
+        return out.convert("L" if mode in ("LA", "La", "L") else "RGB")
+    return img.convert("RGB")  # P, CMYK, YCbCr, HSV, RGBX, ...
+
+
+def _center_crop_resize(img: Image.Image, h: int, w: int) -> Image.Image:
+    """Center-crop ``img`` to the aspect ratio w:h, then resize it to (w, h)."""
+    iw, ih = img.size
+    if iw * h > ih * w:  # too wide
+        cw, ch = max(1, round(ih * w / h)), ih
+    else:  # too tall (or exact)
+        cw, ch = iw, max(1, round(iw * h / w))
+    left, top = (iw - cw) // 2, (ih - ch) // 2
+    if (cw, ch) != (iw, ih):
+        img = img.crop((left, top, left + cw, top + ch))
+    if img.size != (w, h):
+        img = img.resize((w, h), Image.Resampling.LANCZOS, reducing_gap=3.0)
+    return img
+
+
+def _apply_exif_orientation(img: Image.Image) -> Image.Image:
+    """Rotate/flip by the EXIF orientation tag; unreadable EXIF leaves it as is."""
+    try:
+        return ImageOps.exif_transpose(img) or img
+    except Exception as exc:  # a corrupt EXIF block should not reject the picture
+        log.warning("ignoring unreadable EXIF orientation: %s", exc)
+        return img
+
+
+def _border_is_bright(a: np.ndarray) -> bool:
+    """True when most of the outer ring (≈10% wide) of a [0, 1] image is above 0.5."""
+    h, w = a.shape
+    r = max(1, round(0.1 * min(h, w)))
+    ring = np.ones((h, w), dtype=bool)
+    ring[r : h - r, r : w - r] = False
+    return bool((a[ring] > 0.5).mean() > 0.5)
+
+
+def image_to_tensor(
+    img: Image.Image, spec: Mapping[str, Any], invert: bool | None = None
+) -> torch.Tensor:
+    """Preprocess a PIL image for a model: float32 (1, C, H, W) in [0, 1].
+
+    ``spec["input_shape"]`` is [C, H, W] with C in {1, 3}. Steps: EXIF
+    orientation, conversion of any mode to grayscale or RGB (alpha composited
+    over white, 16-bit and float scaled), center-crop to the H:W aspect ratio,
+    LANCZOS resize. ``invert``: True/False forces inversion (1 - x); None
+    inverts only grayscale (C == 1) inputs whose border is mostly bright,
+    because MNIST-style models expect a white digit on black while users
+    usually draw dark on white. Raises :class:`ImageError` on bad input.
+    """
+    c, h, w = _parse_spec(spec)
+    if not isinstance(img, Image.Image):
+        raise ImageError(f"expected a PIL image, got {type(img).__name__}")
+    _check_pixels(img.size)
+    try:
+        img.load()
+        img = _apply_exif_orientation(img)
+        img = _normalise_mode(img)
+        img = img.convert("L" if c == 1 else "RGB")
+        img = _center_crop_resize(img, h, w)
+        a = np.asarray(img, dtype=np.float32) / 255.0
+    except ImageError:
+        raise
+    except Exception as exc:  # Pillow raises many types on corrupt data
+        raise ImageError(f"could not process the image: {exc}") from exc
+    if a.ndim == 2:
+        a = a[:, :, None]
+    if invert is None:
+        invert = c == 1 and _border_is_bright(a[:, :, 0])
+    if invert:
+        a = 1.0 - a
+    x = torch.from_numpy(np.ascontiguousarray(a.transpose(2, 0, 1))).unsqueeze(0)
+    return x.clamp_(0.0, 1.0)
+
+
+def _read_source(source: Any) -> bytes:
+    """Read at most MAX_BYTES from a path, bytes-like or binary file-like object."""
+    if isinstance(source, bytes | bytearray | memoryview):
+        data = bytes(source)
+    elif isinstance(source, str | os.PathLike):
+        path = Path(source)
+        try:
+            size = path.stat().st_size
+            if size > MAX_BYTES:
+                raise ImageError(
+                    f"{path.name}: file is {size / 2**20:.1f} MB, "
+                    f"the limit is {MAX_BYTES / 2**20:g} MB"
+                )
+            with open(path, "rb") as f:
+                data = f.read(MAX_BYTES + 1)
+        except OSError as exc:
+            raise ImageError(
+                f"cannot read image file {path}: {exc.strerror or exc}"
+            ) from exc
+    elif hasattr(source, "read"):
+        try:
+            if hasattr(source, "seekable") and source.seekable():
+                source.seek(0)  # e.g. a Streamlit UploadedFile read on a previous run
+            data = source.read(MAX_BYTES + 1)
+        except Exception as exc:
+            raise ImageError(f"cannot read the uploaded file: {exc}") from exc
+        if not isinstance(data, bytes | bytearray):
+            raise ImageError("file-like source must be opened in binary mode")
+        data = bytes(data)
+    else:
+        raise ImageError(
+            f"unsupported image source {type(source).__name__}: "
+            "give a path, bytes or a binary file-like object"
+        )
+    if not data:
+        raise ImageError("the image is empty (0 bytes)")
+    if len(data) > MAX_BYTES:
+        raise ImageError(
+            f"the image data is over the {MAX_BYTES / 2**20:g} MB limit for uploads"
+        )
+    return data
+
+
+def load_image(
+    source: PathLike | bytes | BinaryIO,
+    spec: Mapping[str, Any],
+    invert: bool | None = None,
+) -> torch.Tensor:
+    """Load a user image (path, bytes or file-like) as float32 (1, C, H, W) in [0, 1].
+
+    Rejects with :class:`ImageError` (a ``ValueError``): empty or > MAX_BYTES
+    input, data Pillow cannot identify (only :data:`ALLOWED_FORMATS`), images
+    over :data:`MAX_PIXELS` pixels (checked from the header before decoding) and
+    decompression bombs, truncated or corrupt files (fully decoded here) and a
+    bad ``spec``. Global state (Pillow's MAX_IMAGE_PIXELS, warning filters) is
+    left untouched, so it is safe in Streamlit's threads. ``invert`` is as in
+    :func:`image_to_tensor`.
+    """
+    _parse_spec(spec)
+    data = _read_source(source)
+    try:
+        # Pillow itself warns above ~89 MP and raises above ~179 MP; everything
+        # over MAX_PIXELS is rejected below from the header, before decoding.
+        # (No warnings.catch_warnings here: it is not thread-safe.)
+        img = Image.open(io.BytesIO(data), formats=list(ALLOWED_FORMATS))
+    except UnidentifiedImageError as exc:
+        raise ImageError(
+            f"not a recognised image (supported formats: {', '.join(ALLOWED_FORMATS)})"
+        ) from exc
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageError(
+            f"image rejected as a possible decompression bomb ({exc}); "
+            f"images may have at most {MAX_PIXELS:,} pixels"
+        ) from exc
+    except Exception as exc:
+        raise ImageError(f"could not open the image: {exc}") from exc
+    with img:
+        _check_pixels(img.size)
+        try:
+            _, h, w = _parse_spec(spec)
+            if img.format == "JPEG" and img.mode in ("L", "RGB"):
+                # Decode at reduced scale (DCT scaling) when the photo is large.
+                side = 2 * max(h, w)
+                img.draft(img.mode, (side, side))
+            img.load()  # full decode now: truncated/corrupt data fails here
+        except Exception as exc:
+            raise ImageError(f"the image data is truncated or corrupt: {exc}") from exc
+        return image_to_tensor(img, spec, invert=invert)
+
+
+def tensor_to_image(x: torch.Tensor) -> Image.Image:
+    """Turn a (1, C, H, W), (C, H, W) or (H, W) tensor into a PIL 'L'/'RGB' image.
+
+    Values are clamped to [0, 1] (NaN becomes 0) and rounded to 8 bits, for
+    display or download.
+    """
+    t = x.detach().to("cpu", torch.float32)
+    if t.ndim == 4:
+        if t.shape[0] != 1:
+            raise ValueError(
+                f"expected a batch of one image, got shape {tuple(x.shape)}"
+            )
+        t = t[0]
+    if t.ndim == 2:
+        t = t.unsqueeze(0)
+    if t.ndim != 3 or t.shape[0] not in (1, 3):
+        raise ValueError(f"expected (1|3, H, W) image data, got shape {tuple(x.shape)}")
+    t = torch.nan_to_num(t, nan=0.0).clamp(0.0, 1.0)
+    a = (t * 255.0).round().to(torch.uint8).permute(1, 2, 0).numpy()
+    if a.shape[2] == 1:
+        return Image.fromarray(a[:, :, 0], "L")
+    return Image.fromarray(a, "RGB")
+
+
+def grace_hopper() -> Image.Image:
+    """Return matplotlib's public-domain portrait of Grace Hopper as an RGB image."""
+    import matplotlib
+
+    path = Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg"
+    if not path.is_file():
+        from matplotlib import cbook
+
+        with cbook.get_sample_data("grace_hopper.jpg") as f:  # type: ignore[union-attr]
+            img = Image.open(f)
+            img.load()
+            return img.convert("RGB")
+    with Image.open(path) as img:
+        return img.convert("RGB")

@@ -1,0 +1,162 @@
+"""Architecture builders: a small config dict → a LipSequential.
+
+The training configs name an architecture by kind ("dense", "conv", and
+their unconstrained twins "plain-dense", "plain-conv") and a few numbers, so
+a model card can record the recipe and `python -m lipnet train` rebuild it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from torch import nn
+
+from . import layers as L
+
+ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
+    "fullsort": L.FullSort,
+    "groupsort2": L.GroupSort2,
+    "groupsort4": lambda: L.GroupSort(4),
+    "relu": nn.ReLU,
+}
+
+
+def _activation(name: str) -> nn.Module:
+    if name not in ACTIVATIONS:
+        raise ValueError(
+            f"unknown activation {name!r}; choose from {sorted(ACTIVATIONS)}"
+        )
+    return ACTIVATIONS[name]()
+
+
+def _head(kind: str, width: int, n_out: int) -> nn.Module:
+    if kind == "frobenius":
+        return L.FrobeniusLinear(width, n_out, disjoint_neurons=True)
+    if kind == "spectral":
+        return L.SpectralLinear(width, n_out)
+    raise ValueError(f"unknown head {kind!r}; choose 'frobenius' or 'spectral'")
+
+
+def dense(
+    input_shape: Sequence[int],
+    n_out: int,
+    widths: Sequence[int],
+    activation: str = "fullsort",
+    head: str = "frobenius",
+    linear: str = "spectral",
+) -> list[nn.Module]:
+    """Flatten → (Lipschitz dense → activation)* → head."""
+    cls = {"spectral": L.SpectralLinear, "aol": L.AOLLinear}[linear]
+    layers: list[nn.Module] = [L.Flatten()]
+    fan_in = math.prod(input_shape)
+    for w in widths:
+        layers += [cls(fan_in, w), _activation(activation)]
+        fan_in = w
+    return [*layers, _head(head, fan_in, n_out)]
+
+
+def conv(
+    input_shape: Sequence[int],
+    n_out: int,
+    channels: Sequence[int],
+    widths: Sequence[int] = (),
+    kernel_size: int = 3,
+    activation: str = "groupsort2",
+    pool: str = "l2norm",
+    blocks_per_stage: int = 1,
+    padding_mode: str = "zeros",
+    head: str = "frobenius",
+) -> list[nn.Module]:
+    """Stages of (SpectralConv2d → activation)×blocks then a 2× downsampling,
+    then Flatten → dense layers → head. `pool` is "l2norm" (ScaledL2NormPool2d)
+    or "invertible" (space-to-depth)."""
+    c, h, w = (int(v) for v in input_shape)
+    layers: list[nn.Module] = []
+    for out in channels:
+        for _ in range(blocks_per_stage):
+            layers += [
+                L.SpectralConv2d(
+                    c, out, kernel_size, input_size=(h, w), padding_mode=padding_mode
+                ),
+                _activation(activation),
+            ]
+            c = out
+        if pool == "l2norm":
+            layers.append(L.ScaledL2NormPool2d(2))
+        elif pool == "invertible":
+            layers.append(L.InvertibleDownSampling(2))
+            c *= 4
+        else:
+            raise ValueError(f"unknown pool {pool!r}")
+        h, w = h // 2, w // 2
+    layers.append(L.Flatten())
+    fan_in = c * h * w
+    for width in widths:
+        layers += [L.SpectralLinear(fan_in, width), _activation(activation)]
+        fan_in = width
+    return [*layers, _head(head, fan_in, n_out)]
+
+
+def plain_dense(
+    input_shape: Sequence[int], n_out: int, widths: Sequence[int]
+) -> list[nn.Module]:
+    """An unconstrained ReLU MLP: the contrast model (no certificate)."""
+    layers: list[nn.Module] = [nn.Flatten()]
+    fan_in = math.prod(input_shape)
+    for w in widths:
+        layers += [nn.Linear(fan_in, w), nn.ReLU()]
+        fan_in = w
+    return [*layers, nn.Linear(fan_in, n_out)]
+
+
+def plain_conv(
+    input_shape: Sequence[int],
+    n_out: int,
+    channels: Sequence[int],
+    widths: Sequence[int] = (),
+    kernel_size: int = 3,
+) -> list[nn.Module]:
+    """An unconstrained ReLU CNN with max pooling: the contrast model."""
+    c, h, w = (int(v) for v in input_shape)
+    layers: list[nn.Module] = []
+    for out in channels:
+        layers += [
+            nn.Conv2d(c, out, kernel_size, padding=kernel_size // 2),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+        ]
+        c, h, w = out, h // 2, w // 2
+    layers.append(nn.Flatten())
+    fan_in = c * h * w
+    for width in widths:
+        layers += [nn.Linear(fan_in, width), nn.ReLU()]
+        fan_in = width
+    return [*layers, nn.Linear(fan_in, n_out)]
+
+
+BUILDERS: dict[str, Callable[..., list[nn.Module]]] = {
+    "dense": dense,
+    "conv": conv,
+    "plain-dense": plain_dense,
+    "plain-conv": plain_conv,
+}
+
+
+def build_model(
+    arch: Mapping[str, Any], input_shape: Sequence[int], classes: Sequence[str]
+) -> L.LipSequential:
+    """Build the architecture an `arch` config describes, for these classes.
+
+    Two classes give one output (positive = classes[1]); more give one per class.
+    """
+    args = dict(arch)
+    kind = args.pop("kind", None)
+    if kind not in BUILDERS:
+        raise ValueError(
+            f"unknown architecture kind {kind!r}; choose from {sorted(BUILDERS)}"
+        )
+    n_out = 1 if len(classes) == 2 else len(classes)
+    layers = BUILDERS[kind](input_shape, n_out, **args)
+    return L.LipSequential(*layers, input_shape=input_shape, classes=classes)
