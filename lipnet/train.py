@@ -292,14 +292,19 @@ def fit(
             running += value
             step += 1
             bar.set_postfix(loss=f"{value:.4f}")
-        val = evaluate(model, data.x_val, data.y_val, (1.0,), data.balanced)
+        # Without a validation split (val_fraction 0), report on the training set.
+        split = "val" if len(data.y_val) else "train"
+        xv, yv = (
+            (data.x_val, data.y_val) if split == "val" else (data.x_train, data.y_train)
+        )
+        val = evaluate(model, xv, yv, (1.0,), data.balanced)
         line = {
             "epoch": epoch,
             "loss": running / len(batches),
-            "val_accuracy": val["clean_accuracy"],
+            f"{split}_accuracy": val["clean_accuracy"],
         }
         if val["certified_accuracy"] is not None:
-            line["val_certified_1.0"] = val["certified_accuracy"]["1"]
+            line[f"{split}_certified_1.0"] = val["certified_accuracy"]["1"]
         history.append(line)
         if progress:
             tqdm.write(

@@ -253,8 +253,32 @@ def load_celeba(
     the split follows :func:`celeba_split`. Decoded pixels are cached in
     :func:`cache_dir` so that later calls skip JPEG decoding.
     """
+    _check_size(image_size)
+    folder, ids, labels = _celeba_index(root, attribute, image_folder)
+    pixels = _celeba_pixels(folder, ids, image_size)
+    position = {n: k for k, n in enumerate(ids)}
+    parts = celeba_split(ids, labels, seed=seed, fractions=fractions)
+    out: dict[str, dict[str, Any]] = {}
+    for split, split_ids in parts.items():
+        idx = np.array([position[n] for n in split_ids], dtype=np.int64)
+        x = torch.from_numpy(pixels[idx]).permute(0, 3, 1, 2).float().div_(255.0)
+        out[split] = {
+            "images": x.contiguous(),
+            "labels": torch.from_numpy(labels[idx]),
+            "ids": split_ids,
+        }
+    return out
+
+
+def _check_size(image_size: int) -> None:
     if not isinstance(image_size, int) or not 1 <= image_size <= 1024:
         raise ValueError(f"image_size must be an int in 1..1024, got {image_size!r}")
+
+
+def _celeba_index(
+    root: PathLike | None, attribute: str, image_folder: str
+) -> tuple[Path, list[str], np.ndarray]:
+    """(image folder, sorted ids present on disk, 0/1 labels for ``attribute``)."""
     root = Path(root) if root is not None else data_dir() / "celeba"
     attr_path = root / "list_attr_celeba.txt"
     st = attr_path.stat()
@@ -276,19 +300,36 @@ def load_celeba(
             f"none of the images listed in the attribute file are in {folder}"
         )
     order = sorted(keep, key=lambda i: names[i])
-    ids = [names[i] for i in order]
     column = list(attrs).index(attribute)
     labels = (matrix[order, column] == 1).astype(np.int64)
-    pixels = _celeba_pixels(folder, ids, image_size)
-    position = {n: k for k, n in enumerate(ids)}
-    parts = celeba_split(ids, labels, seed=seed, fractions=fractions)
-    out: dict[str, dict[str, Any]] = {}
-    for split, split_ids in parts.items():
-        idx = np.array([position[n] for n in split_ids], dtype=np.int64)
-        x = torch.from_numpy(pixels[idx]).permute(0, 3, 1, 2).float().div_(255.0)
-        out[split] = {
-            "images": x.contiguous(),
-            "labels": torch.from_numpy(labels[idx]),
-            "ids": split_ids,
-        }
-    return out
+    return folder, [names[i] for i in order], labels
+
+
+def celeba_examples(
+    root: PathLike | None = None,
+    attribute: str = "Mustache",
+    image_size: int = 64,
+    seed: int = 0,
+    split: str = "test",
+    n: int = 64,
+    *,
+    fractions: Sequence[float] = (0.7, 0.15, 0.15),
+    image_folder: str = "img_celeba_128",
+) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+    """The first ``n`` images of one split, decoded on their own (no full load).
+
+    Same split and preprocessing as :func:`load_celeba`, for a gallery that
+    must not decode 15,000 images. Positives and negatives alternate so a
+    short gallery shows both classes.
+    """
+    _check_size(image_size)
+    folder, ids, labels = _celeba_index(root, attribute, image_folder)
+    position = {name: k for k, name in enumerate(ids)}
+    chosen = celeba_split(ids, labels, seed=seed, fractions=fractions)[split]
+    pos = [i for i in chosen if labels[position[i]] == 1]
+    neg = [i for i in chosen if labels[position[i]] == 0]
+    mixed = [i for pair in zip(pos, neg, strict=False) for i in pair][:n]
+    pixels = np.stack([_decode_square(folder / name, image_size) for name in mixed])
+    x = torch.from_numpy(pixels).permute(0, 3, 1, 2).float().div_(255.0)
+    y = torch.tensor([int(labels[position[i]]) for i in mixed])
+    return x.contiguous(), y, mixed

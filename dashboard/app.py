@@ -1,0 +1,35 @@
+"""lipnet dashboard: `streamlit run dashboard/app.py`.
+
+The entry point: page setup, the shared sidebar (model choice) and the
+navigation between pages. Everything computed comes from `lipnet`.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import streamlit as st
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # `streamlit run` puts only dashboard/ on the path
+    sys.path.insert(0, str(ROOT))
+
+from dashboard import state  # noqa: E402
+
+st.set_page_config(page_title="lipnet dashboard", page_icon="🛡️", layout="wide")
+
+PAGES = Path(__file__).resolve().parent / "pages"
+navigation = st.navigation(
+    [
+        st.Page(
+            PAGES / "explorer.py",
+            title="Counterfactual explorer",
+            icon="🔍",
+            default=True,
+        ),
+    ]
+)
+with st.sidebar:
+    state.model_picker()
+navigation.run()

@@ -1,0 +1,328 @@
+"""The counterfactual explorer: one input, one attack, its certificate and its path."""
+
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+import torch
+from PIL import Image
+
+from dashboard import state, views
+from lipnet.attacks import METHOD_LABELS, AttackError, AttackResult, counterfactual
+from lipnet.data import ImageError, grace_hopper, image_to_tensor, load_image
+from lipnet.explain import ATTRIBUTION_LABELS, attribute
+
+INTRO = """
+A **1-Lipschitz** network cannot change its score faster than the input moves:
+|f(x) − f(y)| ≤ ‖x − y‖. So the score itself is a **certificate**: no change of
+the image smaller than the certified radius can flip the decision. Trained with
+the hKR loss, such a network's shortest way to the other class is a
+*meaningful* change — the **counterfactual** — where an ordinary network is
+fooled by noise. Pick an input and a method; the twin model on the right of
+each comparison is its unconstrained counterpart.
+"""
+SOURCES = [
+    "Test image",
+    "Grace Hopper (built-in face)",
+    "Upload an image",
+    "Camera",
+    "Draw",
+]
+
+
+@st.cache_data(max_entries=512, show_spinner=False)
+def run_attack(key: str, x: np.ndarray, method: str, params: tuple) -> AttackResult:
+    """One cached attack: reruns with the same model, input and parameters are free."""
+    model = state.model_by_key(key)
+    return counterfactual(model, torch.from_numpy(x), method, **dict(params))
+
+
+@st.cache_data(max_entries=512, show_spinner=False)
+def run_attribution(key: str, x: np.ndarray, method: str) -> torch.Tensor:
+    """One cached attribution map."""
+    return attribute(state.model_by_key(key), torch.from_numpy(x), method)
+
+
+def pick_input(choice: state.Choice) -> torch.Tensor | None:
+    """The input widgets; returns the model-ready (1, C, H, W) tensor or None."""
+    spec = choice.spec
+    channels = spec["input_shape"][0]
+    sources = SOURCES if channels == 1 else SOURCES[:4]
+    source = st.radio("Input", sources, horizontal=True, key="source")
+    if source == "Test image":
+        images = state.gallery(choice.key)
+        if isinstance(images, str):
+            st.warning(
+                images + " Set LIPNET_DATA to a data folder, or use another input."
+            )
+            return None
+        x, y = images
+        i = st.slider("Test image", 0, len(x) - 1, 0, key="gallery_index")
+        st.caption(f"Test image #{i}, true class: **{spec['classes'][int(y[i])]}**")
+        return x[i : i + 1]
+    if source.startswith("Grace Hopper"):
+        return image_to_tensor(grace_hopper(), spec)
+    if source == "Draw":
+        return _drawing(spec)
+    if source == "Camera":
+        file = st.camera_input("Take a picture", key="camera")
+    else:
+        file = st.file_uploader("An image file (PNG, JPEG, …)", key="image_upload")
+    if file is None:
+        st.info("Waiting for an image.")
+        return None
+    try:
+        return load_image(file, spec)
+    except ImageError as e:
+        st.error(f"This image cannot be used: {e}")
+        return None
+
+
+def _drawing(spec: dict) -> torch.Tensor | None:
+    """A canvas for digits: white ink on black, like MNIST."""
+    from streamlit_drawable_canvas import st_canvas
+
+    canvas = st_canvas(
+        stroke_width=18,
+        stroke_color="#ffffff",
+        background_color="#000000",
+        height=224,
+        width=224,
+        drawing_mode="freedraw",
+        key="canvas",
+    )
+    data = None if canvas is None else canvas.image_data
+    if data is None or not np.asarray(data)[..., :3].any():
+        st.warning("The canvas is empty: draw a digit.")
+        return None
+    img = Image.fromarray(np.asarray(data).astype(np.uint8), "RGBA").convert("L")
+    return image_to_tensor(img, spec, invert=False)
+
+
+def pick_method(choice: state.Choice) -> tuple[str, dict]:
+    """The method widgets; returns the method name and its parameters."""
+    method = st.selectbox(
+        "Method", list(METHOD_LABELS), format_func=METHOD_LABELS.get, key="method"
+    )
+    params: dict = {}
+    if method in ("fgsm", "pgd"):
+        norm = st.radio("Norm", ["l2", "linf"], horizontal=True, key="norm")
+        default = 1.5 if norm == "l2" else 0.1
+        params["norm"] = norm
+        params["eps"] = st.number_input(
+            "Budget ε", 0.001, 50.0, default, step=0.1, key=f"eps_{norm}"
+        )
+    if method == "pgd":
+        params["steps"] = st.slider("Steps", 5, 200, 50, key="pgd_steps")
+        params["restarts"] = st.slider("Restarts", 1, 5, 1, key="restarts")
+    if method in ("transport", "deepfool"):
+        params["overshoot"] = st.slider("Overshoot", 0.0, 0.2, 0.02, key="overshoot")
+    if method == "transport":
+        params["step_size"] = st.slider(
+            "Step size (1 = one Newton step; smaller = smooth gradient flow)",
+            0.1,
+            1.0,
+            1.0,
+            key="step_size",
+        )
+    if method == "fmn":
+        params["steps"] = st.slider("Steps", 10, 300, 100, key="fmn_steps")
+    if method == "pgd_search":
+        params["eps_max"] = st.number_input("Largest ε", 0.1, 50.0, 5.0, key="eps_max")
+        params["search_steps"] = st.slider("Bisection steps", 2, 12, 6, key="search")
+        params["pgd_steps"] = st.slider("PGD steps per ε", 5, 100, 20, key="search_pgd")
+    params["box"] = st.checkbox("Keep pixels in [0, 1]", True, key="box")
+    classes = choice.spec["classes"]
+    if len(classes) > 2:
+        target = st.selectbox(
+            "Target class", ["any other class", *classes], key="target"
+        )
+        if target != "any other class":
+            params["target"] = classes.index(target)
+    return method, params
+
+
+def certificate_panel(result: AttackResult, certified: bool) -> None:
+    """The radius, the distance the attack needed, their ratio, in words and a bar."""
+    distance = float(result.l2[0])
+    radius = (
+        None if result.certified_radius is None else float(result.certified_radius[0])
+    )
+    a, b, c = st.columns(3)
+    a.metric("Certified radius r", "none" if radius is None else f"{radius:.3f}")
+    b.metric("L2 distance the attack needed", f"{distance:.3f}")
+    c.metric(
+        "Ratio distance / r",
+        "—" if radius is None else f"{distance / max(radius, 1e-12):.2f}",
+    )
+    if certified and radius is not None:
+        st.success(
+            f"No change of L2 size below r = {radius:.3f} can flip this decision."
+            + ("" if result.success[0] else " The attack did not flip it either.")
+        )
+    else:
+        st.warning(
+            "This model is unconstrained: it carries **no certificate**. Nothing "
+            "guarantees that a tiny change does not flip its decision."
+        )
+    st.plotly_chart(views.certificate_figure(radius, distance), width="stretch")
+
+
+def main() -> None:
+    st.title("Counterfactual explorer")
+    st.markdown(INTRO)
+    choice = state.current()
+    left, right = st.columns([3, 2])
+    with left:
+        x = pick_input(choice)
+    with right:
+        method, params = pick_method(choice)
+    if x is None:
+        st.stop()
+    with left:
+        st.image(views.png_bytes(x[0]), caption="What the network sees", width=140)
+    target = params.pop("target", None)
+    key_params = (*sorted(params.items()), ("target", target))
+    x_np = x.numpy()
+    try:
+        with st.spinner("Running the attack…"):
+            result = run_attack(choice.key, x_np, method, key_params)
+            twin = (
+                run_attack(choice.twin_key, x_np, method, key_params)
+                if choice.twin_key
+                else None
+            )
+    except AttackError as e:
+        st.error(f"The attack cannot run: {e}")
+        st.stop()
+    show_result(choice, result, twin, x_np)
+
+
+def show_result(
+    choice: state.Choice,
+    result: AttackResult,
+    twin: AttackResult | None,
+    x_np: np.ndarray,
+) -> None:
+    """Every view of one result, and the twin's beside it."""
+    classes = choice.spec["classes"]
+    before = classes[int(result.labels[0])]
+    after = (
+        classes[int(result.outputs_after.argmax(1)[0])]
+        if len(classes) > 2
+        else (classes[int(result.outputs_after[0, 0] > 0)])
+    )
+    verdict = "flipped" if bool(result.success[0]) else "not flipped"
+    st.subheader(f"{before} → {after} ({verdict})")
+    cols = st.columns(3)
+    cols[0].plotly_chart(
+        views.image_figure(result.x[0], f"Original: {before}"), width="stretch"
+    )
+    cols[1].plotly_chart(
+        views.image_figure(result.x_adv[0], f"Counterfactual: {after}"), width="stretch"
+    )
+    cols[2].plotly_chart(
+        views.signed_map_figure(
+            result.delta[0], "Difference (counterfactual − original)"
+        ),
+        width="stretch",
+    )
+    left, right = st.columns([2, 3])
+    with left:
+        st.plotly_chart(
+            views.scores_figure(
+                result.outputs_before[0], result.outputs_after[0], classes
+            ),
+            width="stretch",
+        )
+    with right:
+        certificate_panel(result, choice.certified)
+    show_path(result)
+    if twin is not None:
+        show_twin(choice, result, twin)
+    show_attributions(choice, x_np)
+    st.download_button(
+        "Download the three views (PNG)",
+        views.views_png(result.x[0], result.x_adv[0]),
+        file_name=f"{choice.name}-views.png",
+        mime="image/png",
+    )
+    st.download_button(
+        "Download the counterfactual (PNG)",
+        views.png_bytes(result.x_adv[0]),
+        file_name=f"{choice.name}-counterfactual.png",
+        mime="image/png",
+    )
+
+
+def show_path(result: AttackResult) -> None:
+    path = result.path()
+    if path is None:
+        return
+    st.subheader("The path")
+    frames = result.trajectory_x
+    left, right = st.columns([1, 2])
+    with left:
+        t = st.slider("Step", 0, len(frames) - 1, len(frames) - 1, key="path_step")
+        st.plotly_chart(
+            views.image_figure(
+                frames[t, 0], f"Step {t}: margin {float(path['margin'][t]):.3f}"
+            ),
+            width="stretch",
+        )
+    with right:
+        st.plotly_chart(views.path_figure(path, "this model"), width="stretch")
+        if "cone" in path:
+            st.caption(
+                "The dashed cone is the Lipschitz bound: the margin can never fall "
+                "faster than it, which is why the radius is a certificate."
+            )
+
+
+def show_twin(choice: state.Choice, result: AttackResult, twin: AttackResult) -> None:
+    st.subheader("Side by side with the twin")
+    st.caption(
+        "The same method on the same input. The hKR network's counterfactual changes "
+        "the shape; the unconstrained network is fooled by faint noise."
+    )
+    pairs = [
+        (choice.name, result, choice.certified),
+        (choice.twin_key, twin, not choice.certified),
+    ]
+    cols = st.columns(4)
+    for i, (name, res, certified) in enumerate(pairs):
+        tag = "certified" if certified else "no certificate"
+        cols[2 * i].plotly_chart(
+            views.image_figure(
+                res.x_adv[0], f"{name} ({tag}): ‖δ‖ = {float(res.l2[0]):.2f}"
+            ),
+            width="stretch",
+        )
+        cols[2 * i + 1].plotly_chart(
+            views.signed_map_figure(res.delta[0], f"{name}: difference"),
+            width="stretch",
+        )
+
+
+def show_attributions(choice: state.Choice, x_np: np.ndarray) -> None:
+    st.subheader("Attributions")
+    method = st.selectbox(
+        "Attribution (captum)",
+        ["saliency", "integrated_gradients"],
+        format_func=ATTRIBUTION_LABELS.get,
+        key="attribution",
+    )
+    keys = [choice.key] + ([choice.twin_key] if choice.twin_key else [])
+    cols = st.columns(len(keys))
+    for col, key in zip(cols, keys, strict=True):
+        a = run_attribution(key, x_np, method)
+        name = state.model_by_key(key).spec.get("name", key)
+        col.plotly_chart(
+            views.signed_map_figure(
+                a[0], f"{name}: {ATTRIBUTION_LABELS[method]}", scale=None
+            ),
+            width="stretch",
+        )
+
+
+main()

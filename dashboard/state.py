@@ -1,0 +1,134 @@
+"""Cached resources and the shared sidebar: which model, which twin, which data.
+
+Models load once per process (`st.cache_resource`); the current choice lives
+in each browser session's `st.session_state`, so sessions never see each
+other's inputs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import streamlit as st
+import torch
+
+import lipnet
+from lipnet import zoo
+from lipnet.io import ModelFileError, from_bytes
+
+UPLOADED = "uploaded model"
+
+
+@dataclass
+class Choice:
+    """The model a page works on, and its unconstrained (or certified) twin."""
+
+    key: str
+    name: str
+    model: torch.nn.Module
+    twin_key: str | None
+    twin: torch.nn.Module | None
+
+    @property
+    def spec(self) -> dict:
+        return self.model.spec
+
+    @property
+    def certified(self) -> bool:
+        return self.model.head != "none"
+
+
+@st.cache_resource(show_spinner="Loading the model…")
+def shipped_model(name: str) -> torch.nn.Module:
+    """A shipped model, loaded once per server process."""
+    return lipnet.load(zoo.list_models()[name])
+
+
+@st.cache_resource(show_spinner="Checking the uploaded model…", max_entries=8)
+def uploaded_model(spec_bytes: bytes, weights_bytes: bytes) -> torch.nn.Module:
+    """A user's model from its two files (validated; never unpickled)."""
+    return from_bytes(spec_bytes, weights_bytes)
+
+
+@st.cache_resource(show_spinner="Reading test images…")
+def gallery(key: str, n: int = 48) -> tuple[torch.Tensor, torch.Tensor] | str:
+    """Test images of a model's task, or the reason there are none."""
+    try:
+        return zoo.test_images(model_by_key(key).spec, n)
+    except (FileNotFoundError, ValueError, KeyError) as e:
+        return f"No test images: {e}"
+
+
+def model_by_key(key: str) -> torch.nn.Module:
+    """The model a key names: a shipped name or "upload:<sha256>"."""
+    if key.startswith("upload:"):
+        return st.session_state["uploaded_models"][key]
+    return shipped_model(key)
+
+
+def _read_upload(files: list) -> None:
+    """Validate an uploaded spec.json + weights.safetensors pair into the session."""
+    by_name = {f.name: f.getvalue() for f in files}
+    spec = next((b for n, b in by_name.items() if n.endswith(".json")), None)
+    weights = next((b for n, b in by_name.items() if n.endswith(".safetensors")), None)
+    if spec is None or weights is None:
+        st.warning(
+            "Upload both files of a model folder: spec.json and weights.safetensors."
+        )
+        return
+    try:
+        model = uploaded_model(spec, weights)
+    except ModelFileError as e:
+        st.error(f"This model cannot be loaded: {e}")
+        return
+    key = "upload:" + hashlib.sha256(spec + weights).hexdigest()[:16]
+    st.session_state.setdefault("uploaded_models", {})[key] = model
+    st.session_state["model_key"] = key
+
+
+def model_picker() -> None:
+    """Sidebar: pick a shipped model or upload one; stores the choice in the session."""
+    with st.expander("Upload a model folder"):
+        files = st.file_uploader(
+            "spec.json and weights.safetensors",
+            accept_multiple_files=True,
+            key="model_upload",
+        )
+        if files:
+            _read_upload(files)
+    names = list(zoo.list_models())
+    uploads = st.session_state.get("uploaded_models", {})
+    options = names + list(uploads)
+    labels = {n: f"{n} · {_badge(n)}" for n in names}
+    labels.update({k: f"uploaded: {uploads[k].spec.get('name', k)}" for k in uploads})
+    if st.session_state.get("model_key") not in options:
+        st.session_state["model_key"] = options[0]
+    st.selectbox(
+        "Model",
+        options,
+        format_func=lambda k: labels.get(k, k),
+        key="model_key",
+        help="The shipped models; an uploaded model folder joins the list.",
+    )
+    st.caption(
+        "Certified models are 1-Lipschitz: their score cannot change faster than the "
+        "distance travelled in pixel space."
+    )
+
+
+@st.cache_data
+def _badge(name: str) -> str:
+    spec = zoo.read_spec(zoo.list_models()[name])
+    return "certified" if spec.get("certified") else "no certificate"
+
+
+def current() -> Choice:
+    """The session's chosen model and its twin."""
+    names = list(zoo.list_models())
+    key = st.session_state.get("model_key") or names[0]
+    model = model_by_key(key)
+    name = model.spec.get("name", key)
+    twin_key = zoo.twin_of(key, names) if not key.startswith("upload:") else None
+    twin = shipped_model(twin_key) if twin_key else None
+    return Choice(key, name, model, twin_key, twin)

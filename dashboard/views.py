@@ -1,0 +1,219 @@
+"""Plotly figure builders: results in, figures out, no maths beyond display.
+
+One place decides the look: the colours, the fixed diverging scale of the
+difference maps (the same for every model, so a noisy perturbation and a
+counterfactual can be compared at a glance) and the figure sizes.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+import torch
+from PIL import Image
+
+CERTIFIED = "#1b9e77"
+UNCONSTRAINED = "#d95f02"
+NEUTRAL = "#7570b3"
+DIFF_SCALE = 0.5  # difference maps span [-0.5, 0.5] for every model
+DIFF_COLORS = "RdBu_r"
+HEIGHT = 300
+
+
+def _layout(fig: go.Figure, title: str, height: int = HEIGHT) -> go.Figure:
+    fig.update_layout(
+        title={"text": title, "x": 0.02, "font": {"size": 15}},
+        height=height,
+        margin={"l": 10, "r": 10, "t": 40, "b": 10},
+    )
+    return fig
+
+
+def _hw(x: torch.Tensor) -> np.ndarray:
+    """(C, H, W) in [0, 1] → (H, W) or (H, W, 3) numpy for display."""
+    a = x.detach().cpu().clamp(0, 1).numpy()
+    return a[0] if a.shape[0] == 1 else np.transpose(a, (1, 2, 0))
+
+
+def image_figure(x: torch.Tensor, title: str) -> go.Figure:
+    """An input image with its pixel values on hover."""
+    a = _hw(x)
+    if a.ndim == 2:
+        fig = go.Figure(
+            go.Heatmap(
+                z=a,
+                colorscale="gray",
+                zmin=0,
+                zmax=1,
+                showscale=False,
+                hovertemplate="row %{y}, col %{x}<br>value %{z:.3f}<extra></extra>",
+            )
+        )
+        fig.update_yaxes(autorange="reversed")
+    else:
+        fig = go.Figure(
+            go.Image(
+                z=(a * 255).astype(np.uint8),
+                hovertemplate="row %{y}, col %{x}<br>RGB %{z}<extra></extra>",
+            )
+        )
+    fig.update_xaxes(visible=False, scaleanchor="y")
+    fig.update_yaxes(visible=False)
+    return _layout(fig, title)
+
+
+def signed_map_figure(
+    values: torch.Tensor, title: str, scale: float | None = DIFF_SCALE
+) -> go.Figure:
+    """A signed per-pixel map (difference, attribution), summed over channels,
+    on a diverging scale centred at 0 (fixed for differences, symmetric
+    around the largest value otherwise)."""
+    a = values.detach().cpu().sum(dim=0).numpy()
+    limit = scale if scale is not None else float(np.abs(a).max() or 1.0)
+    fig = go.Figure(
+        go.Heatmap(
+            z=a,
+            colorscale=DIFF_COLORS,
+            zmid=0,
+            zmin=-limit,
+            zmax=limit,
+            colorbar={"thickness": 10, "len": 0.8},
+            hovertemplate="row %{y}, col %{x}<br>%{z:+.3f}<extra></extra>",
+        )
+    )
+    fig.update_yaxes(autorange="reversed", visible=False)
+    fig.update_xaxes(visible=False, scaleanchor="y")
+    return _layout(fig, title)
+
+
+def scores_figure(
+    before: torch.Tensor, after: torch.Tensor, classes: Sequence[str]
+) -> go.Figure:
+    """Class scores before and after the attack (a binary logit is shown as is)."""
+    b, a = before.detach().cpu().reshape(-1), after.detach().cpu().reshape(-1)
+    names = (
+        [f"f(x) (> 0 means {classes[1]})"]
+        if len(b) == 1 and len(classes) == 2
+        else list(classes)
+    )
+    fig = go.Figure(
+        [
+            go.Bar(name="original", x=names, y=b.numpy(), marker_color=NEUTRAL),
+            go.Bar(
+                name="counterfactual", x=names, y=a.numpy(), marker_color=UNCONSTRAINED
+            ),
+        ]
+    )
+    fig.add_hline(y=0, line_color="black", line_width=1)
+    fig.update_layout(barmode="group", legend={"orientation": "h", "y": -0.2})
+    return _layout(fig, "Scores before and after")
+
+
+def certificate_figure(radius: float | None, distance: float) -> go.Figure:
+    """The certified radius as a safe zone, and where the attack had to go."""
+    fig = go.Figure()
+    top = max(distance, radius or 0.0) * 1.25 + 1e-6
+    if radius is not None:
+        fig.add_shape(
+            type="rect",
+            x0=0,
+            x1=radius,
+            y0=0,
+            y1=1,
+            fillcolor=CERTIFIED,
+            opacity=0.35,
+            line_width=0,
+        )
+        fig.add_annotation(
+            x=radius / 2,
+            y=0.5,
+            text=f"certified: r = {radius:.3f}",
+            showarrow=False,
+            font={"size": 13},
+        )
+        fig.add_vline(x=radius, line_color=CERTIFIED, line_width=3)
+    fig.add_trace(
+        go.Scatter(
+            x=[distance],
+            y=[0.5],
+            mode="markers+text",
+            text=[f"attack: {distance:.3f}"],
+            textposition="top center",
+            marker={"size": 16, "color": UNCONSTRAINED, "symbol": "x"},
+            hovertemplate="L2 distance needed %{x:.4f}<extra></extra>",
+            showlegend=False,
+        )
+    )
+    fig.update_xaxes(range=[0, top], title="L2 distance from the input")
+    fig.update_yaxes(visible=False, range=[0, 1])
+    return _layout(fig, "Certified margin vs the attack", height=170)
+
+
+def path_figure(path: dict[str, torch.Tensor], label: str) -> go.Figure:
+    """Decision margin against the distance from the input, with the certified
+    cone m(x) − c·L·d that no path can go below."""
+    d = path["distance"].numpy()
+    fig = go.Figure(
+        go.Scatter(
+            x=d,
+            y=path["margin"].numpy(),
+            mode="lines+markers",
+            name=f"{label} margin",
+            line={"color": UNCONSTRAINED},
+            hovertemplate="distance %{x:.3f}<br>margin %{y:.3f}<extra></extra>",
+        )
+    )
+    if "cone" in path:
+        dd = np.linspace(0, max(float(d.max()), 1e-6) * 1.1, 50)
+        m0 = float(path["margin"][0])
+        slope = float(path["cone_slope"])
+        fig.add_trace(
+            go.Scatter(
+                x=dd,
+                y=m0 - slope * dd,
+                mode="lines",
+                name="Lipschitz cone",
+                line={"color": CERTIFIED, "dash": "dash"},
+                hovertemplate="the margin cannot be below %{y:.3f}<extra></extra>",
+            )
+        )
+    fig.add_hline(
+        y=0, line_color="black", line_width=1, annotation_text="decision boundary"
+    )
+    fig.update_xaxes(title="L2 distance from the input")
+    fig.update_yaxes(title="decision margin")
+    fig.update_layout(legend={"orientation": "h", "y": -0.3})
+    return _layout(fig, "The path: margin vs distance", height=320)
+
+
+def png_bytes(x: torch.Tensor) -> bytes:
+    """One image tensor (C, H, W) as PNG bytes."""
+    return _to_png(Image.fromarray((_hw(x) * 255).round().astype(np.uint8)))
+
+
+def views_png(
+    original: torch.Tensor, counterfactual: torch.Tensor, scale: int = 8
+) -> bytes:
+    """The three views side by side (original | counterfactual | difference) as PNG."""
+    import matplotlib
+
+    cmap = matplotlib.colormaps[DIFF_COLORS]
+    diff = (counterfactual - original).detach().cpu().sum(dim=0).numpy()
+    rgb_diff = cmap(np.clip(diff / (2 * DIFF_SCALE) + 0.5, 0, 1))[..., :3]
+    tiles = []
+    for a in (_hw(original), _hw(counterfactual), rgb_diff):
+        a = np.repeat(a[..., None], 3, axis=2) if a.ndim == 2 else a
+        tiles.append((a * 255).round().astype(np.uint8))
+    gap = np.full((tiles[0].shape[0], 2, 3), 255, dtype=np.uint8)
+    strip = np.concatenate([tiles[0], gap, tiles[1], gap, tiles[2]], axis=1)
+    img = Image.fromarray(strip)
+    return _to_png(img.resize((img.width * scale, img.height * scale), Image.NEAREST))
+
+
+def _to_png(img: Image.Image) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return buf.getvalue()

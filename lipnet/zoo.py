@@ -1,0 +1,74 @@
+"""The shipped model zoo: where the models live, their twins, their test images."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from torch import Tensor
+
+from . import data as D
+from .io import SPEC_FILE, parse_spec
+
+MODELS_DIR = Path(__file__).resolve().parents[1] / "assets" / "models"
+
+
+def models_dir() -> Path:
+    """Folder of the shipped models (`LIPNET_MODELS` overrides it)."""
+    return Path(os.environ.get("LIPNET_MODELS", MODELS_DIR))
+
+
+def list_models(root: str | Path | None = None) -> dict[str, Path]:
+    """Shipped model folders by name, certified models first."""
+    root = Path(root) if root is not None else models_dir()
+    found = {}
+    for folder in sorted(root.iterdir()) if root.is_dir() else []:
+        if (folder / SPEC_FILE).is_file():
+            found[folder.name] = folder
+    return dict(
+        sorted(found.items(), key=lambda kv: (kv[0].endswith("baseline"), kv[0]))
+    )
+
+
+def twin_of(name: str, names: list[str] | dict[str, Path]) -> str | None:
+    """The contrast model of a shipped model: "x-hkr" ↔ "x-baseline"."""
+    for a, b in (("-hkr", "-baseline"), ("-baseline", "-hkr")):
+        if name.endswith(a):
+            other = name[: -len(a)] + b
+            if other in names:
+                return other
+    return None
+
+
+def test_images(
+    spec: dict, n: int = 64, data_root: str | Path | None = None
+) -> tuple[Tensor, Tensor]:
+    """The first `n` test images and labels of the task a model was trained on.
+
+    Reads the task from the model card's training config and decodes only
+    what it returns; raises FileNotFoundError when the data directory is not
+    there (the dashboard then offers its built-in and uploaded images only).
+    """
+    config = spec.get("card", {}).get("training", {}).get("config")
+    if not config:
+        raise ValueError("this model's card has no training config, so no test set")
+    root = D.data_dir(data_root)
+    task = config["task"]
+    if task == "celeba":
+        x, y, _ = D.celeba_examples(
+            root / "celeba",
+            attribute=config.get("attribute", "Mustache"),
+            image_size=int(config.get("image_size", 64)),
+            seed=int(config.get("seed", 0)),
+            n=n,
+        )
+        return x, y
+    x, y = D.load_mnist(root / "mnist", "test")
+    if task == "mnist08":
+        x, y = D.mnist_binary(x, y, (0, 8))
+    return x[:n].clone(), y[:n].clone()
+
+
+def read_spec(folder: str | Path) -> dict:
+    """A model folder's validated spec, without loading its weights."""
+    return parse_spec((Path(folder) / SPEC_FILE).read_bytes())
