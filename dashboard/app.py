@@ -28,6 +28,9 @@ navigation = st.navigation(
             icon="🔍",
             default=True,
         ),
+        st.Page(PAGES / "report.py", title="Robustness report", icon="📈"),
+        st.Page(PAGES / "playground.py", title="2D playground", icon="🧪"),
+        st.Page(PAGES / "model_card.py", title="Model card", icon="🪪"),
     ]
 )
 with st.sidebar:

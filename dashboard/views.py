@@ -217,3 +217,127 @@ def _to_png(img: Image.Image) -> bytes:
     buf = io.BytesIO()
     img.save(buf, format="PNG")
     return buf.getvalue()
+
+
+def decision_map_figure(
+    axis: np.ndarray,
+    values: np.ndarray,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    point: tuple[float, float],
+    radius: float | None,
+    title: str,
+) -> go.Figure:
+    """Level sets of f, the boundary, the data and one point's certified disc."""
+    limit = float(np.abs(values).max()) or 1.0
+    fig = go.Figure(
+        go.Contour(
+            x=axis,
+            y=axis,
+            z=values,
+            colorscale=DIFF_COLORS,
+            zmid=0,
+            zmin=-limit,
+            zmax=limit,
+            contours={"coloring": "heatmap", "showlines": True},
+            line={"width": 0.5},
+            colorbar={"thickness": 10, "title": "f"},
+            ncontours=24,
+            hovertemplate="x %{x:.2f}, y %{y:.2f}<br>f %{z:.3f}<extra></extra>",
+        )
+    )
+    fig.add_trace(
+        go.Contour(
+            x=axis,
+            y=axis,
+            z=values,
+            contours={"start": 0, "end": 0, "coloring": "none"},
+            line={"width": 3, "color": "black"},
+            showscale=False,
+            hoverinfo="skip",
+        )
+    )
+    pts = x.numpy()
+    fig.add_trace(
+        go.Scatter(
+            x=pts[:, 0],
+            y=pts[:, 1],
+            mode="markers",
+            showlegend=False,
+            marker={
+                "size": 4,
+                "color": np.where(y.numpy() == 1, "#222222", "#ffffff"),
+                "line": {"width": 0.5, "color": "#555555"},
+            },
+            hoverinfo="skip",
+        )
+    )
+    if radius is not None:
+        fig.add_shape(
+            type="circle",
+            x0=point[0] - radius,
+            x1=point[0] + radius,
+            y0=point[1] - radius,
+            y1=point[1] + radius,
+            line={"color": CERTIFIED, "width": 3},
+            fillcolor=CERTIFIED,
+            opacity=0.3,
+        )
+    fig.add_trace(
+        go.Scatter(
+            x=[point[0]],
+            y=[point[1]],
+            mode="markers",
+            showlegend=False,
+            marker={"size": 12, "color": UNCONSTRAINED, "symbol": "x"},
+        )
+    )
+    fig.update_xaxes(range=[axis[0], axis[-1]], scaleanchor="y")
+    fig.update_yaxes(range=[axis[0], axis[-1]])
+    return _layout(fig, title, height=420)
+
+
+def distance_figure(pairs: Sequence[tuple[str, np.ndarray, np.ndarray]]) -> go.Figure:
+    """|f(x)| against the distance to the boundary, with the line |f| = distance."""
+    fig = go.Figure()
+    top = 0.0
+    for (name, dist, f), color in zip(pairs, (CERTIFIED, UNCONSTRAINED), strict=False):
+        fig.add_trace(
+            go.Scatter(
+                x=dist,
+                y=f,
+                mode="markers",
+                name=name,
+                marker={"size": 5, "color": color, "opacity": 0.7},
+            )
+        )
+        top = max(top, float(np.nanmax(dist)))
+    fig.add_trace(
+        go.Scatter(
+            x=[0, top],
+            y=[0, top],
+            mode="lines",
+            name="|f| = distance",
+            line={"color": "black", "dash": "dash"},
+        )
+    )
+    fig.update_xaxes(title="distance to the decision boundary")
+    fig.update_yaxes(title="|f(x)|")
+    return _layout(fig, "Is |f| a distance?", height=380)
+
+
+def certified_curve_figure(certified: dict[str, float], kind: str) -> go.Figure:
+    """Certified accuracy against ε from a model card's metrics."""
+    eps = [float(k) for k in certified]
+    fig = go.Figure(
+        go.Scatter(
+            x=eps,
+            y=list(certified.values()),
+            mode="lines+markers",
+            line={"color": CERTIFIED},
+            name="certified",
+        )
+    )
+    fig.update_xaxes(title="ε (L2)")
+    fig.update_yaxes(title=f"certified {kind}", range=[0, 1.02])
+    return _layout(fig, f"Certified {kind} vs ε", height=320)

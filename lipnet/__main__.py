@@ -1,4 +1,4 @@
-"""Command line: `python -m lipnet train CONFIG --out DIR` and `eval MODEL`."""
+"""Command line: `python -m lipnet train|eval|card|report …` (see --help)."""
 
 from __future__ import annotations
 
@@ -36,6 +36,39 @@ def _eval(args: argparse.Namespace) -> int:
     return 1 if problems else 0
 
 
+def _card(args: argparse.Namespace) -> int:
+    from .evaluate import refresh_card
+
+    card = refresh_card(args.model, args.data, n_attack=args.n_attack)
+    print(
+        json.dumps(
+            {k: card[k] for k in ("metrics", "lipschitz", "attacks") if k in card},
+            indent=2,
+        )
+    )
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from .io import load
+    from .report import iter_report, write_report
+    from .zoo import test_images
+
+    model = load(args.model)
+    x, y = test_images(model.spec, args.n, args.data)
+    rows = []
+    with tqdm(total=len(x), desc="report", disable=args.quiet) as bar:
+        for batch in iter_report(model, x, y, batch_size=args.batch_size):
+            rows += batch
+            bar.update(len(batch))
+    summary = write_report(rows, args.out)
+    keys = ("n", "clean_accuracy", "curve")
+    print(json.dumps({k: summary[k] for k in keys}, indent=2))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse the command line and run the chosen command."""
     parser = argparse.ArgumentParser(prog="python -m lipnet", description=__doc__)
@@ -55,6 +88,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--tolerance", type=float, default=0.02, help="allowed metric difference"
     )
     e.set_defaults(run=_eval)
+    c = sub.add_parser("card", help="recompute a model's measurements into its card")
+    c.add_argument("model", help="model folder")
+    c.add_argument("--data", help="data directory (default: $LIPNET_DATA)")
+    c.add_argument("--n-attack", type=int, default=500, help="test images attacked")
+    c.set_defaults(run=_card)
+    r = sub.add_parser("report", help="robustness report on test images: CSV + figures")
+    r.add_argument("model", help="model folder")
+    r.add_argument("--n", type=int, default=1000, help="number of test images")
+    r.add_argument("--out", type=Path, required=True, help="output folder")
+    r.add_argument("--data", help="data directory (default: $LIPNET_DATA)")
+    r.add_argument("--batch-size", type=int, default=100)
+    r.add_argument("--quiet", action="store_true", help="no progress bar")
+    r.set_defaults(run=_report)
     args = parser.parse_args(argv)
     return args.run(args)
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import os
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -60,3 +62,35 @@ def vanilla_export(model: nn.Module) -> nn.Sequential:
     finally:
         model.train(was_training)
     return plain.eval()
+
+
+def export_folder(model: nn.Module, path: str | os.PathLike) -> Path:
+    """Save the plain export as a model folder that `lipnet.load` reads back.
+
+    The folder holds only plain layers, so it declares no Lipschitz constant
+    of its own (head "none"); its card names the certified model it came
+    from and that model's declared constant.
+    """
+    from .io import save
+    from .layers import LipSequential
+
+    plain = vanilla_export(model)
+    spec = getattr(model, "spec", {})
+    wrapped = LipSequential(
+        *plain,
+        input_shape=getattr(model, "input_shape", None),
+        classes=getattr(model, "classes", None),
+        head="none",
+    )
+    card = {
+        "summary": (
+            f"Plain-layer export of {spec.get('name', 'a lipnet model')}: the same "
+            "function with the constrained weights baked into nn.Linear/nn.Conv2d."
+        ),
+        "exported_from": spec.get("name"),
+        "source_lipschitz_constant": getattr(model, "lipschitz_constant", None),
+        "source_head": getattr(model, "head", None),
+    }
+    return save(
+        wrapped.eval(), path, card=card, name=f"{spec.get('name', 'model')}-plain"
+    )

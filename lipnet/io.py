@@ -115,6 +115,7 @@ REGISTRY: dict[str, tuple[type[nn.Module], dict[str, Any]]] = {
     "MaxPool2d": (nn.MaxPool2d, {"kernel_size": Pair}),
     "AvgPool2d": (nn.AvgPool2d, {"kernel_size": Pair}),
     "Dropout": (nn.Dropout, {"p": float}),
+    "PixelUnshuffle": (nn.PixelUnshuffle, {"downscale_factor": int}),
 }
 _NAMES = {cls: name for name, (cls, _) in REGISTRY.items()}
 
@@ -141,6 +142,8 @@ def _plain_config(m: nn.Module) -> dict[str, Any]:
         return {"kernel_size": [k, k] if isinstance(k, int) else list(k)}
     if isinstance(m, nn.Dropout):
         return {"p": m.p}
+    if isinstance(m, nn.PixelUnshuffle):
+        return {"downscale_factor": m.downscale_factor}
     return {}
 
 
@@ -464,3 +467,17 @@ def render_card(spec: Mapping[str, Any]) -> str:
     if card.get("reproduce"):
         lines += ["## Reproduce", "", "```", card["reproduce"], "```", ""]
     return "\n".join(lines)
+
+
+def zip_folder(folder: str | os.PathLike) -> bytes:
+    """The files of a model folder as one zip archive (for downloads)."""
+    import io
+    import zipfile
+
+    folder = Path(folder)
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        for f in sorted(folder.iterdir()):
+            if f.is_file():
+                z.write(f, f"{folder.name}/{f.name}")
+    return buf.getvalue()

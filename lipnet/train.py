@@ -22,6 +22,7 @@ from torch import Tensor, nn
 from tqdm import tqdm
 
 from . import data as D
+from .attacks.measure import attack_report
 from .certify import (
     certified_accuracy,
     lipschitz_lower_bound,
@@ -33,6 +34,7 @@ from .losses import HKRLoss, HKRMulticlassLoss
 from .models import build_model
 
 EPS_GRID = (0.0, 0.25, 0.5, 1.0, 1.58, 2.0, 3.0)
+SUBSET = 500  # the card also records the first 500 test images, for quick checks
 MNIST_PROVENANCE = (
     "MNIST (Yann LeCun and Corinna Cortes), CC BY-SA 3.0. Training: the first 10,000 "
     "images of the official training set; test: the official 10,000-image test set."
@@ -353,6 +355,10 @@ def train(
     history = fit(model, data, config, progress)
     train_time = time.perf_counter() - start
     test = evaluate(model, data.x_test, data.y_test, EPS_GRID, data.balanced)
+    n_sub = min(SUBSET, len(data.y_test))
+    subset = evaluate(
+        model, data.x_test[:n_sub], data.y_test[:n_sub], EPS_GRID, data.balanced
+    )
     card: dict[str, Any] = {
         "summary": config.get("summary", ""),
         "data": {k: v for k, v in data.provenance.items() if k != "test_ids"},
@@ -364,7 +370,7 @@ def train(
             f"torch {torch.__version__}",
             "history": history[-5:],
         },
-        "metrics": {"test": test},
+        "metrics": {"test": test, "test_subset": subset},
         "reproduce": command or "",
     }
     if "test_ids" in data.provenance:
@@ -377,6 +383,7 @@ def train(
             "upper_bound": round(lipschitz_upper_bound(model, model.input_shape), 3),
             "note": "unconstrained: this model carries no certificate",
         }
+    card["attacks"] = attack_report(model, data.x_test[:SUBSET], data.y_test[:SUBSET])
     if out is not None:
         save(model, out, card=card, name=config.get("name"))
     return model, card

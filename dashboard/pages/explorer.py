@@ -50,7 +50,7 @@ def pick_input(choice: state.Choice) -> torch.Tensor | None:
     sources = SOURCES if channels == 1 else SOURCES[:4]
     source = st.radio("Input", sources, horizontal=True, key="source")
     if source == "Test image":
-        images = state.gallery(choice.key)
+        images = state.gallery(choice.key, st.session_state.get("gallery_size", 48))
         if isinstance(images, str):
             st.warning(
                 images + " Set LIPNET_DATA to a data folder, or use another input."

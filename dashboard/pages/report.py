@@ -1,0 +1,91 @@
+"""Robustness report: certified vs empirical accuracy over many test images."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from dashboard import state, views
+from lipnet.report import figures, iter_report, least_robust, summarize, to_csv
+
+st.title("Robustness report")
+st.markdown(
+    "On many test images: the **certified** accuracy (no perturbation of size ε "
+    "can flip the decision, proven) against the **empirical** accuracy under a "
+    "PGD attack of size ε (no attack found). The gap between the curves is what "
+    "the certificate does not cover; for an unconstrained model only the "
+    "empirical curve exists."
+)
+choice = state.current()
+default_n = 200 if choice.spec["input_shape"][0] == 1 else 40
+n = st.slider("Test images", 10, 1000, default_n, step=10, key="report_n")
+batch = st.select_slider("Batch size", [10, 25, 50, 100], 50, key="report_batch")
+report_key = (choice.key, n, batch)
+go, stop = st.columns(2)
+if go.button("Run the report", type="primary", key="report_run"):
+    st.session_state.report = {"key": report_key, "rows": [], "running": True}
+if stop.button("Stop", key="report_stop") and "report" in st.session_state:
+    st.session_state.report["running"] = False
+
+report = st.session_state.get("report")
+if report is None or report["key"][0] != choice.key:
+    st.info("Choose how many test images, then run the report.")
+    st.stop()
+
+images = state.gallery(choice.key, report["key"][1])
+if isinstance(images, str):
+    st.error(images)
+    st.stop()
+x, y = images
+rows = report["rows"]
+st.progress(len(rows) / len(x), text=f"{len(rows)} of {len(x)} images")
+if report["running"] and len(rows) < len(x):
+    start = len(rows)
+    end = start + report["key"][2]
+    with st.spinner(f"Attacking images {start}–{min(end, len(x)) - 1}…"):
+        rows += next(
+            iter_report(
+                choice.model, x[start:end], y[start:end], batch_size=end - start
+            )
+        )
+        for r in rows[start:]:
+            r.index += start
+    st.rerun()
+report["running"] = False
+if not rows:
+    st.stop()
+
+summary = summarize(rows)
+a, b, c = st.columns(3)
+a.metric("Images", summary["n"])
+b.metric("Clean accuracy", f"{summary['clean_accuracy']:.1%}")
+if summary["certified"] and summary["ratios"]:
+    ratios = sorted(summary["ratios"])
+    c.metric("Median found / radius", f"{ratios[len(ratios) // 2]:.3f}")
+figs = figures(summary)
+st.plotly_chart(figs["accuracy_curve"], width="stretch")
+left, right = st.columns(2)
+left.plotly_chart(figs["radius_histogram"], width="stretch")
+if "ratio_histogram" in figs:
+    right.plotly_chart(figs["ratio_histogram"], width="stretch")
+
+st.subheader("Least robust inputs")
+weakest = least_robust(rows)
+cols = st.columns(max(len(weakest), 1))
+for col, row in zip(cols, weakest, strict=False):
+    label = (
+        f"r = {row.radius:.2f}"
+        if row.radius is not None
+        else f"flip at {row.found_l2:.2f}"
+    )
+    col.image(views.png_bytes(x[row.index]), caption=f"#{row.index}: {label}", width=90)
+    if col.button("Open", key=f"open_{row.index}"):
+        st.session_state.source = "Test image"
+        st.session_state.gallery_size = max(row.index + 1, 48)
+        st.session_state.gallery_index = row.index
+        st.switch_page("pages/explorer.py")
+st.download_button(
+    "Download per-image results (CSV)",
+    to_csv(rows),
+    file_name=f"{choice.name}-report.csv",
+    mime="text/csv",
+)

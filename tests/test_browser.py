@@ -1,0 +1,359 @@
+"""The dashboard end to end: a real server, a real headless Chromium.
+
+`streamlit run dashboard/app.py` serves on a free loopback port; Playwright
+drives the system Chromium through the explorer like a user would: a test
+digit, the transport counterfactual and its certificate, the baseline model,
+a bad image and a bad model folder uploaded through the browser's file input.
+It measures how long an interaction takes to show its new result and writes
+the numbers to bench/browser_latency.json; full-page screenshots go to
+screenshots/.
+
+Generous timeouts: a 2-core CI machine may be busy with other work.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from browser_helpers import ROOT, DashboardServer, launch_chromium
+from playwright.sync_api import Error as PlaywrightError
+from playwright.sync_api import Page, expect, sync_playwright
+
+from lipnet import zoo
+
+pytestmark = pytest.mark.browser
+
+SCREENSHOTS = ROOT / "screenshots"
+LATENCY = ROOT / "bench" / "browser_latency.json"
+MODELS = zoo.list_models()
+FIRST_LOAD_MS = 180_000  # first page: imports, model loading, first attacks
+STEP_MS = 120_000  # one interaction on a slow, busy machine
+LATENCY_STEPS = 6
+
+IDLE = """() => {
+    const app = document.querySelector('[data-testid="stApp"]');
+    return app !== null
+        && app.getAttribute('data-test-script-state') === 'notRunning'
+        && app.getAttribute('data-test-connection-state') === 'CONNECTED'
+        && document.querySelector('[data-stale="true"]') === null;
+}"""
+RESULT_FOR = """([index, previous]) => {
+    const app = document.querySelector('[data-testid="stApp"]');
+    if (app === null
+        || app.getAttribute('data-test-script-state') !== 'notRunning'
+        || document.querySelector('[data-stale="true"]') !== null) return false;
+    const captions = [
+        ...document.querySelectorAll('[data-testid="stCaptionContainer"]')];
+    if (!captions.some(c => c.innerText.startsWith(`Test image #${index},`)))
+        return false;
+    const metrics = [...document.querySelectorAll('[data-testid="stMetric"]')];
+    if (metrics.length !== 3) return false;
+    return metrics.map(m => m.innerText).join('|') !== previous;
+}"""
+
+
+# --------------------------------------------------------------------------
+# Fixtures: one server and one browser per module, a fresh session per test
+
+
+_SERVERS: list[DashboardServer] = []
+
+
+@pytest.fixture(scope="module")
+def server():
+    with DashboardServer() as srv:
+        _SERVERS.append(srv)
+        yield srv
+        _SERVERS.remove(srv)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_playwright() as p:
+        b = launch_chromium(p)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(server, browser):
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    context.set_default_timeout(STEP_MS)
+    page = context.new_page()
+    page.goto(server.url, timeout=FIRST_LOAD_MS)
+    wait(page, IDLE, "the first run of the explorer", FIRST_LOAD_MS)
+    expect(page.get_by_text("Certified radius r")).to_be_visible(timeout=STEP_MS)
+    no_exception(page)
+    yield page
+    context.close()
+
+
+# --------------------------------------------------------------------------
+# Helpers
+
+
+def wait(page: Page, js: str, what: str, timeout: float = STEP_MS, arg=None) -> None:
+    """Wait for a JS predicate; on timeout fail with the page and the server log."""
+    try:
+        page.wait_for_function(js, arg=arg, timeout=timeout)
+    except PlaywrightError as e:
+        SCREENSHOTS.mkdir(exist_ok=True)
+        shot = SCREENSHOTS / f"failed-{what.replace(' ', '-')[:60]}.png"
+        try:
+            full_screenshot(page, shot)
+        except PlaywrightError:
+            shot = None
+        text = page.locator('[data-testid="stMain"]').inner_text(timeout=5000)[:1500]
+        log = _SERVERS[-1].log()[-3000:] if _SERVERS else ""
+        raise AssertionError(
+            f"timed out after {timeout / 1000:.0f} s waiting for {what} ({e}).\n"
+            f"Screenshot: {shot}\nPage text:\n{text}\nServer log:\n{log}"
+        ) from None
+
+
+def idle(page: Page, what: str) -> None:
+    wait(page, IDLE, what)
+    no_exception(page)
+
+
+def no_exception(page: Page) -> None:
+    errors = page.locator('[data-testid="stException"]').all_inner_texts()
+    assert not errors, f"the app raised: {errors}"
+
+
+def metric_texts(page: Page) -> str:
+    return "|".join(page.locator('[data-testid="stMetric"]').all_inner_texts())
+
+
+def metric_value(page: Page, label: str) -> str:
+    metric = page.locator('[data-testid="stMetric"]').filter(has_text=label)
+    return metric.locator('[data-testid="stMetricValue"]').inner_text().strip()
+
+
+def certificate_text(page: Page) -> str:
+    return page.locator('[data-testid="stAlertContentSuccess"]').inner_text()
+
+
+def full_screenshot(page: Page, path: Path) -> None:
+    """The whole page. Streamlit scrolls inside its main section, so grow the
+    viewport to the content's height for the shot, then restore it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    size = page.viewport_size
+    height = page.evaluate(
+        """() => Math.max(...['stMain', 'stSidebar', 'stAppViewContainer']
+            .map(id => document.querySelector(`[data-testid="${id}"]`))
+            .filter(e => e !== null)
+            .map(e => Math.max(e.scrollHeight, ...[...e.querySelectorAll('*')]
+                .map(c => c.scrollHeight))))"""
+    )
+    page.set_viewport_size({"width": size["width"], "height": int(height) + 40})
+    page.wait_for_timeout(800)  # let plotly relayout
+    page.screenshot(path=str(path), full_page=True)
+    page.set_viewport_size(size)
+
+
+def choose_model(page: Page, name: str) -> None:
+    box = page.locator('[data-testid="stSidebar"]').get_by_role(
+        "combobox", name="Model"
+    )
+    box.click()
+    page.get_by_role("option", name=name).first.click()
+    expect(box).to_have_value(f"{name} · " + badge(name))
+    idle(page, f"the explorer on {name}")
+
+
+def badge(name: str) -> str:
+    return (
+        "certified"
+        if zoo.read_spec(MODELS[name]).get("certified")
+        else ("no certificate")
+    )
+
+
+def image_slider(page: Page):
+    return page.get_by_role("slider", name="Test image")
+
+
+def move_slider(page: Page, key: str, index: int) -> float:
+    """Press `key` on the test-image slider; the seconds until the new result
+    (for test image `index`) is rendered and the app is idle again."""
+    previous = metric_texts(page)
+    slider = image_slider(page)
+    slider.focus()
+    start = time.perf_counter()
+    page.keyboard.press(key)
+    wait(page, RESULT_FOR, f"the result for test image {index}", arg=[index, previous])
+    elapsed = time.perf_counter() - start
+    no_exception(page)
+    return elapsed
+
+
+def choose_source(page: Page, label: str) -> None:
+    page.get_by_role("radiogroup", name="Input").get_by_text(label, exact=True).click()
+    idle(page, f"the input {label!r}")
+
+
+# --------------------------------------------------------------------------
+# Tests
+
+
+def test_transport_counterfactual_on_a_test_digit(page):
+    expect(page.get_by_role("heading", name="Counterfactual explorer")).to_be_visible()
+    before = certificate_text(page)
+    move_slider(page, "ArrowRight", 1)
+    expect(image_slider(page)).to_have_value("1")
+    expect(page.get_by_text("Test image #1, true class:")).to_be_visible()
+
+    # The three views (and the other figures) are plotly charts in the DOM.
+    for title in (
+        "Original: ",
+        "Counterfactual: ",
+        "Difference (counterfactual − original)",
+        "Certified margin vs the attack",
+        "The path: margin vs distance",
+    ):
+        chart = page.locator(".js-plotly-plot").filter(has_text=title)
+        expect(chart.first).to_be_visible()
+    assert page.locator(".js-plotly-plot").count() >= 10
+
+    headline = page.locator("h3").filter(has_text="→").first.inner_text()
+    assert "(flipped)" in headline or "(not flipped)" in headline
+    certificate = certificate_text(page)
+    assert certificate.startswith("No change of L2 size below r =")
+    assert certificate != before, "the certificate did not change with the image"
+    radius = float(metric_value(page, "Certified radius r"))
+    assert f"r = {radius:.3f}" in certificate
+    distance = float(metric_value(page, "L2 distance the attack needed"))
+    if "(flipped)" in headline:
+        assert distance >= radius - 1e-3
+    full_screenshot(page, SCREENSHOTS / "explorer-mnist08-hkr.png")
+
+
+def test_baseline_has_no_certificate(page):
+    choose_model(page, "mnist08-baseline")
+    expect(page.get_by_text("no certificate", exact=True).first).to_be_visible()
+    warning = page.locator('[data-testid="stAlertContentWarning"]')
+    expect(warning.first).to_contain_text("This model is unconstrained")
+    assert metric_value(page, "Certified radius r") == "none"
+    assert page.locator('[data-testid="stAlertContentSuccess"]').count() == 0
+    expect(
+        page.locator(".js-plotly-plot").filter(has_text="mnist08-hkr (certified)")
+    ).to_be_visible()
+    # The choice holds through the next interaction.
+    move_slider(page, "ArrowRight", 1)
+    assert metric_value(page, "Certified radius r") == "none"
+    full_screenshot(page, SCREENSHOTS / "explorer-baseline.png")
+
+
+def test_bad_image_upload_shows_its_message(page):
+    choose_source(page, "Upload an image")
+    expect(page.get_by_text("Waiting for an image.")).to_be_visible()
+    uploader = page.locator('[data-testid="stFileUploader"]').filter(
+        has_text="An image file"
+    )
+    uploader.locator('input[type="file"]').set_input_files(
+        files=[
+            {
+                "name": "bad.png",
+                "mimeType": "image/png",
+                "buffer": b"this is not an image",
+            }
+        ]
+    )
+    error = page.locator('[data-testid="stAlertContentError"]')
+    expect(error).to_contain_text("This image cannot be used")
+    idle(page, "the bad image's message")
+    assert "not a recognised image" in error.inner_text()
+    assert page.locator('[data-testid="stMetric"]').count() == 0
+    full_screenshot(page, SCREENSHOTS / "bad-upload.png")
+
+    # A real image then works.
+    uploader.locator('input[type="file"]').set_input_files(
+        files=[{"name": "zero.png", "mimeType": "image/png", "buffer": digit_png()}]
+    )
+    expect(page.get_by_text("Certified radius r")).to_be_visible()
+    idle(page, "the uploaded image's result")
+    expect(error).to_have_count(0)
+
+
+def test_bad_model_upload_keeps_the_page_working(page):
+    before = metric_texts(page)
+    sidebar = page.locator('[data-testid="stSidebar"]')
+    sidebar.get_by_text("Upload a model folder").click()
+    rng = np.random.default_rng(0)
+    sidebar.locator('input[type="file"]').set_input_files(
+        files=[
+            {"name": "spec.json", "mimeType": "application/json", "buffer": b"{oops"},
+            {
+                "name": "weights.safetensors",
+                "mimeType": "application/octet-stream",
+                "buffer": rng.integers(0, 256, 4096, dtype=np.uint8).tobytes(),
+            },
+        ]
+    )
+    error = sidebar.locator('[data-testid="stAlertContentError"]')
+    expect(error).to_contain_text("This model cannot be loaded")
+    idle(page, "the bad model's message")
+    assert "not valid JSON" in error.inner_text()
+    box = sidebar.get_by_role("combobox", name="Model")
+    expect(box).to_have_value("mnist08-hkr · certified")
+    assert metric_texts(page) == before
+    full_screenshot(page, SCREENSHOTS / "bad-model-upload.png")
+
+    # The page keeps working: a new test image gives a new certificate.
+    move_slider(page, "ArrowRight", 1)
+    assert certificate_text(page).startswith("No change of L2 size below r =")
+    expect(error).to_contain_text("This model cannot be loaded")
+
+
+def test_interaction_latency(page):
+    """Seconds from a test-image change to its rendered result, per model."""
+    names = ["mnist08-hkr"] + [n for n in ("moustache-hkr",) if n in MODELS]
+    report = {}
+    for name in names:
+        if name != "mnist08-hkr":
+            choose_model(page, name)
+        last = int(image_slider(page).get_attribute("max"))
+        move_slider(page, "End", last)  # not timed: unseen images from the end
+        times = []
+        for step in range(1, LATENCY_STEPS + 1):
+            before = certificate_text(page)
+            times.append(move_slider(page, "ArrowLeft", last - step))
+            assert certificate_text(page) != before
+        report[name] = {
+            "median_s": round(statistics.median(times), 3),
+            "max_s": round(max(times), 3),
+            "min_s": round(min(times), 3),
+            "n": len(times),
+            "times_s": [round(t, 3) for t in times],
+            "action": "test image slider, one key press, transport counterfactual "
+            "(model and twin), until the new result is rendered",
+        }
+    report["_machine"] = {
+        "cpus": os.cpu_count(),
+        "browser": "headless Chromium via Playwright",
+        "measured": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
+    LATENCY.parent.mkdir(exist_ok=True)
+    LATENCY.write_text(json.dumps(report, indent=2) + "\n")
+    for name in names:
+        assert report[name]["n"] >= 5
+        assert report[name]["max_s"] < STEP_MS / 1000
+
+
+def digit_png() -> bytes:
+    import io
+
+    from PIL import Image
+
+    yy, xx = np.mgrid[:28, :28]
+    ring = np.abs(np.hypot(yy - 14, (xx - 14) * 1.4) - 8) < 2.2
+    buf = io.BytesIO()
+    Image.fromarray((ring * 255).astype(np.uint8)).save(buf, format="PNG")
+    return buf.getvalue()

@@ -1,0 +1,441 @@
+"""The dashboard through Streamlit's AppTest: every widget path, no browser.
+
+Each test starts its own session (`AppTest.from_file`) on the real app with the
+shipped models; the first run of the module loads the models (a few seconds),
+later sessions reuse Streamlit's resource cache and start in well under a
+second. After every interaction the app must not have raised.
+
+Uploads go through AppTest's `file_uploader(...).set_value`; the real browser
+upload is covered by tests/test_browser.py.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from streamlit.testing.v1 import AppTest
+
+from lipnet import zoo
+
+ROOT = Path(__file__).resolve().parents[1]
+APP = ROOT / "dashboard" / "app.py"
+MODELS = zoo.list_models()
+REQUIRED = ("mnist08-hkr", "mnist08-baseline")
+TIMEOUT = 120
+
+
+# --------------------------------------------------------------------------
+# AppTest setup
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _entry_script_on_every_rerun():
+    """Make AppTest rerun dashboard/app.py itself, as the real server does.
+
+    The app is an `st.navigation` app whose page lives in `dashboard/pages/`.
+    AppTest resets `PagesManager.uses_pages_directory` before every run; since a
+    `pages/` folder sits next to the entry script, every rerun after the first
+    then takes Streamlit's legacy "pages directory" (MPA v1) path and executes
+    only `pages/explorer.py`: the sidebar (model picker, model upload) silently
+    disappears from the element tree. The real server sets the flag once
+    (`st.navigation` turns it off for the process), so it is not affected. This
+    keeps the flag off in AppTest too; it is a no-op once the folder is renamed.
+    """
+    if not (APP.parent / "pages").is_dir():
+        yield
+        return
+    from streamlit.runtime.pages_manager import PagesManager
+    from streamlit.testing.v1 import app_test
+
+    class NavigationPagesManager(PagesManager):
+        def __init__(self, *args, **kwargs):
+            PagesManager.uses_pages_directory = False
+            super().__init__(*args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(app_test, "PagesManager", NavigationPagesManager)
+        yield
+
+
+def check(at: AppTest) -> AppTest:
+    """The run raised nothing; returns the app for chaining."""
+    assert not at.exception, "the app raised:\n" + "\n\n".join(
+        f"{e.message}\n{''.join(e.stack_trace)}" for e in at.exception
+    )
+    return at
+
+
+def start(model: str | None = None) -> AppTest:
+    """A fresh session on the explorer (optionally switched to `model`)."""
+    at = check(AppTest.from_file(str(APP), default_timeout=TIMEOUT).run())
+    if model is not None and at.selectbox(key="model_key").value != model:
+        check(at.selectbox(key="model_key").set_value(model).run())
+    return at
+
+
+@pytest.fixture(scope="module")
+def _warm() -> None:
+    """One first run per module: loads the models and test images once."""
+    start()
+
+
+@pytest.fixture
+def app(_warm) -> AppTest:
+    return start()
+
+
+def model_names(at: AppTest) -> list[str]:
+    """The sidebar's model list, by name (labels are "name · badge")."""
+    return [o.split(" · ")[0] for o in at.sidebar.selectbox(key="model_key").options]
+
+
+def metrics(at: AppTest) -> dict[str, str]:
+    return {m.label: m.value for m in at.metric}
+
+
+def result(at: AppTest) -> tuple:
+    """What the page concluded: the verdict headline and the three metrics."""
+    heads = [s.value for s in at.subheader if "→" in s.value]
+    return (heads, metrics(at))
+
+
+def chart_titles(at: AppTest) -> list[str]:
+    titles = []
+    for chart in at.get("plotly_chart"):
+        title = json.loads(chart.proto.spec)["layout"].get("title", {})
+        titles.append(title.get("text", ""))
+    return titles
+
+
+def texts(elements) -> list[str]:
+    return [e.value for e in elements]
+
+
+def png(array: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(array).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def digit_png() -> bytes:
+    """A white ring on black, 28×28: a passable zero."""
+    yy, xx = np.mgrid[:28, :28]
+    r = np.hypot(yy - 14, (xx - 14) * 1.4)
+    return png(((np.abs(r - 8) < 2.2) * 255).astype(np.uint8))
+
+
+# --------------------------------------------------------------------------
+# The default view
+
+
+def test_required_models_are_shipped():
+    for name in REQUIRED:
+        assert name in MODELS, f"assets/models/{name} is missing"
+
+
+def test_explorer_loads_with_the_views_and_the_certificate(app):
+    assert texts(app.title) == ["Counterfactual explorer"]
+    picker = app.sidebar.selectbox(key="model_key")
+    assert picker.value == "mnist08-hkr"  # certified models are listed first
+    assert set(REQUIRED) <= set(model_names(app))
+    labels = dict(zip(model_names(app), picker.options, strict=True))
+    assert labels["mnist08-hkr"] == "mnist08-hkr · certified"
+    assert labels["mnist08-baseline"] == "mnist08-baseline · no certificate"
+    assert app.radio(key="source").value == "Test image"
+    assert app.selectbox(key="method").value == "transport"
+
+    heads = texts(app.subheader)
+    assert heads[0] == "0 → 8 (flipped)", heads
+    for section in ("The path", "Side by side with the twin", "Attributions"):
+        assert section in heads
+
+    titles = chart_titles(app)
+    assert titles[:3] == [
+        "Original: 0",
+        "Counterfactual: 8",
+        "Difference (counterfactual − original)",
+    ]
+    for title in ("Scores before and after", "Certified margin vs the attack"):
+        assert title in titles
+    assert any(t.startswith("mnist08-baseline (no certificate)") for t in titles)
+
+    m = metrics(app)
+    assert list(m) == [
+        "Certified radius r",
+        "L2 distance the attack needed",
+        "Ratio distance / r",
+    ]
+    radius, distance = (
+        float(m["Certified radius r"]),
+        float(m["L2 distance the attack needed"]),
+    )
+    assert radius > 0.5
+    # The attack flipped the decision, so it cannot have needed less than r.
+    assert distance >= radius - 1e-3
+    assert float(m["Ratio distance / r"]) == pytest.approx(distance / radius, abs=0.01)
+    (ok,) = texts(app.success)
+    assert ok == f"No change of L2 size below r = {radius:.3f} can flip this decision."
+    assert not app.warning and not app.error
+    assert [b.label for b in app.get("download_button")] == [
+        "Download the three views (PNG)",
+        "Download the counterfactual (PNG)",
+    ]
+
+
+# --------------------------------------------------------------------------
+# Interactions
+
+
+def test_switching_to_the_baseline_shows_no_certificate(app):
+    before = result(app)
+    check(app.sidebar.selectbox(key="model_key").set_value("mnist08-baseline").run())
+    assert result(app) != before
+    m = metrics(app)
+    assert m["Certified radius r"] == "none"
+    assert m["Ratio distance / r"] == "—"
+    assert float(m["L2 distance the attack needed"]) > 0
+    assert not app.success
+    (warning,) = texts(app.warning)
+    assert "no certificate" in warning
+    assert any(t.startswith("mnist08-hkr (certified)") for t in chart_titles(app)), (
+        "the twin of the baseline is the certified model"
+    )
+
+    # The choice survives the next interaction (the sidebar reruns too).
+    check(app.slider(key="gallery_index").set_value(2).run())
+    assert app.sidebar.selectbox(key="model_key").value == "mnist08-baseline"
+    assert metrics(app)["Certified radius r"] == "none"
+
+    check(app.sidebar.selectbox(key="model_key").set_value("mnist08-hkr").run())
+    assert metrics(app)["Certified radius r"] != "none"
+    assert texts(app.success)
+
+
+def test_another_test_image_changes_the_result(app):
+    seen = {result(app)[1]["Certified radius r"]}
+    for i in (1, 5, 12):
+        check(app.slider(key="gallery_index").set_value(i).run())
+        assert any(
+            c.startswith(f"Test image #{i}, true class: ") for c in texts(app.caption)
+        )
+        radius = metrics(app)["Certified radius r"]
+        assert radius not in seen, f"image {i} gave the same radius {radius}"
+        seen.add(radius)
+        assert texts(app.success)[0].startswith(
+            f"No change of L2 size below r = {radius}"
+        )
+
+
+@pytest.mark.parametrize("method", ["fmn", "pgd", "deepfool", "fgsm", "pgd_search"])
+def test_every_method_runs(app, method):
+    transport = result(app)
+    check(app.selectbox(key="method").set_value(method).run())
+    m = metrics(app)
+    assert set(m) == set(transport[1])
+    radius, distance = (
+        float(m["Certified radius r"]),
+        float(m["L2 distance the attack needed"]),
+    )
+    assert distance > 0
+    verdict = result(app)[0][0]
+    if verdict.endswith("(flipped)"):
+        assert distance >= radius - 1e-3, "a flip inside the certified radius"
+    if method in ("fmn", "pgd"):
+        assert result(app) != transport
+
+
+def test_method_parameters_change_the_result(app):
+    check(app.selectbox(key="method").set_value("pgd").run())
+    assert app.radio(key="norm").value == "l2"
+    budget = app.number_input(key="eps_l2")
+    assert budget.value == 1.5
+    radius = float(metrics(app)["Certified radius r"])
+    assert radius > 1.5, "test image 0 is certified beyond the default budget"
+    # A budget inside the certified radius cannot flip the decision …
+    assert result(app)[0] == ["0 → 0 (not flipped)"]
+    assert float(metrics(app)["L2 distance the attack needed"]) <= 1.5 + 1e-3
+    assert texts(app.success)[0].endswith("The attack did not flip it either.")
+    # … a budget beyond it may, and does here.
+    check(budget.set_value(round(radius * 1.6, 1)).run())
+    assert result(app)[0] == ["0 → 8 (flipped)"]
+    assert float(metrics(app)["L2 distance the attack needed"]) >= radius - 1e-3
+
+    check(app.radio(key="norm").set_value("linf").run())
+    assert app.number_input(key="eps_linf").value == 0.1
+    check(app.slider(key="pgd_steps").set_value(20).run())
+    check(app.slider(key="restarts").set_value(2).run())
+    check(app.checkbox(key="box").uncheck().run())
+    assert metrics(app)
+
+    check(app.selectbox(key="method").set_value("transport").run())
+    before = result(app)
+    check(app.slider(key="step_size").set_value(0.3).run())
+    assert result(app) != before
+    check(app.slider(key="path_step").set_value(0).run())
+    assert any(t.startswith("Step 0: margin ") for t in chart_titles(app))
+    check(app.selectbox(key="attribution").set_value("integrated_gradients").run())
+    assert any(t.endswith("Integrated Gradients") for t in chart_titles(app))
+
+
+def test_other_input_sources(app):
+    check(app.radio(key="source").set_value("Grace Hopper (built-in face)").run())
+    assert result(app)[0] and metrics(app)
+    check(app.radio(key="source").set_value("Camera").run())
+    assert texts(app.info) == ["Waiting for an image."]
+    assert not app.metric
+    check(app.radio(key="source").set_value("Draw").run())
+    assert any("The canvas is empty" in w for w in texts(app.warning))
+    assert not app.metric
+    check(app.radio(key="source").set_value("Test image").run())
+    assert metrics(app)
+
+
+# --------------------------------------------------------------------------
+# Uploads and their failures
+
+
+def test_uploading_an_image(app):
+    check(app.radio(key="source").set_value("Upload an image").run())
+    assert texts(app.info) == ["Waiting for an image."]
+    assert not app.metric
+    upload = app.file_uploader(key="image_upload")
+    check(upload.set_value(("zero.png", digit_png(), "image/png")).run())
+    assert not app.error
+    assert result(app)[0] and metrics(app)["Certified radius r"] != "none"
+
+
+BAD_IMAGES = {
+    "not-an-image": ("bad.png", b"this is not an image", "not a recognised image"),
+    "empty": ("empty.png", b"", "empty"),
+    "truncated": ("cut.png", digit_png()[:60], ""),
+}
+
+
+@pytest.mark.parametrize("case", BAD_IMAGES)
+def test_a_bad_image_shows_its_message(app, case):
+    name, data, reason = BAD_IMAGES[case]
+    check(app.radio(key="source").set_value("Upload an image").run())
+    check(
+        app.file_uploader(key="image_upload").set_value((name, data, "image/png")).run()
+    )
+    (error,) = texts(app.error)
+    assert error.startswith("This image cannot be used: ")
+    assert reason in error
+    assert not app.metric and not app.get("plotly_chart")
+    # The page keeps working: another input still gives a result.
+    check(app.radio(key="source").set_value("Test image").run())
+    assert metrics(app) and not app.error
+
+
+def model_files(name: str) -> tuple[bytes, bytes]:
+    folder = MODELS[name]
+    return (folder / "spec.json").read_bytes(), (
+        folder / "weights.safetensors"
+    ).read_bytes()
+
+
+def bad_models() -> dict[str, tuple[list, str]]:
+    spec, weights = model_files("mnist08-hkr")
+    rng = np.random.default_rng(0)
+    noise = rng.integers(0, 256, 4096, dtype=np.uint8).tobytes()
+    js, st_ = "application/json", "application/octet-stream"
+    return {
+        "invalid-json": (
+            [("spec.json", b"{not json", js), ("weights.safetensors", noise, st_)],
+            "This model cannot be loaded: ",
+        ),
+        "random-weights": (
+            [("spec.json", spec, js), ("weights.safetensors", noise, st_)],
+            "This model cannot be loaded: ",
+        ),
+        "truncated-weights": (
+            [("spec.json", spec, js), ("weights.safetensors", weights[:1000], st_)],
+            "This model cannot be loaded: ",
+        ),
+        "not-a-spec": (
+            [
+                ("spec.json", b'{"format": "pickle"}', js),
+                ("w.safetensors", weights, st_),
+            ],
+            "This model cannot be loaded: ",
+        ),
+        "only-the-spec": ([("spec.json", spec, js)], "Upload both files"),
+    }
+
+
+@pytest.mark.parametrize("case", list(bad_models()))
+def test_a_bad_model_upload_shows_its_message(app, case):
+    files, message = bad_models()[case]
+    before = result(app)
+    check(app.file_uploader(key="model_upload").set_value(files).run())
+    alerts = texts(app.sidebar.error) + texts(app.sidebar.warning)
+    assert len(alerts) == 1 and alerts[0].startswith(message), alerts
+    # Nothing joined the list, the page still shows the shipped model's result …
+    picker = app.sidebar.selectbox(key="model_key")
+    assert picker.value == "mnist08-hkr"
+    assert model_names(app) == list(MODELS)
+    assert result(app) == before
+    # … and keeps working.
+    check(app.slider(key="gallery_index").set_value(3).run())
+    assert result(app) != before and metrics(app)
+
+
+def test_a_valid_model_upload_joins_the_list(app):
+    shipped = metrics(app)
+    spec, weights = model_files("mnist08-hkr")
+    check(
+        app.file_uploader(key="model_upload")
+        .set_value(
+            [
+                ("spec.json", spec, "application/json"),
+                ("weights.safetensors", weights, "application/octet-stream"),
+            ]
+        )
+        .run()
+    )
+    assert not app.sidebar.error and not app.sidebar.warning
+    picker = app.sidebar.selectbox(key="model_key")
+    assert picker.value.startswith("upload:")
+    assert picker.options[-1] == "uploaded: mnist08-hkr"
+    # The same weights as the shipped model: the same certificate on image 0.
+    assert metrics(app) == shipped
+    assert texts(app.success)
+    # An uploaded model has no twin.
+    assert "Side by side with the twin" not in texts(app.subheader)
+
+
+# --------------------------------------------------------------------------
+# Every model that is shipped now
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_every_shipped_model(_warm, name):
+    at = start(name)
+    assert at.sidebar.selectbox(key="model_key").value == name
+    spec = zoo.read_spec(MODELS[name])
+    m = metrics(at)
+    assert m, f"{name}: no result on the first test image"
+    if spec.get("certified"):
+        assert float(m["Certified radius r"]) > 0
+        assert texts(at.success) and not at.warning
+    else:
+        assert m["Certified radius r"] == "none"
+        assert any("no certificate" in w for w in texts(at.warning))
+    twin = zoo.twin_of(name, MODELS)
+    assert ("Side by side with the twin" in texts(at.subheader)) == (twin is not None)
+    sources = at.radio(key="source").options
+    assert ("Draw" in sources) == (spec["input_shape"][0] == 1)
+
+    classes = spec["classes"]
+    if len(classes) > 2:  # multiclass: a target class can be chosen
+        target = classes[-1]
+        check(at.selectbox(key="target").set_value(target).run())
+        (head,) = result(at)[0]
+        assert f"→ {target} (flipped)" in head or head.endswith("(not flipped)")
+    else:
+        assert not [s for s in at.selectbox if s.key == "target"]
