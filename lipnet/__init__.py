@@ -34,6 +34,7 @@ from .layers import (
 from .losses import (
     HingeLoss,
     HKRLoss,
+    HKRMarginLoss,
     HKRMulticlassLoss,
     KRLoss,
     MulticlassHingeLoss,
@@ -48,6 +49,7 @@ __all__ = [
     "GroupSort",
     "GroupSort2",
     "HKRLoss",
+    "HKRMarginLoss",
     "HKRMulticlassLoss",
     "HingeLoss",
     "InvertibleDownSampling",

@@ -107,6 +107,7 @@ REGISTRY: dict[str, tuple[type[nn.Module], dict[str, Any]]] = {
             "kernel_size": Pair,
             "stride": int,
             "padding": Pair,
+            "padding_mode": str,
             "bias": bool,
         },
     ),
@@ -135,6 +136,7 @@ def _plain_config(m: nn.Module) -> dict[str, Any]:
             "kernel_size": list(m.kernel_size),
             "stride": m.stride[0],
             "padding": list(m.padding),
+            "padding_mode": m.padding_mode,
             "bias": m.bias is not None,
         }
     if isinstance(m, nn.MaxPool2d | nn.AvgPool2d):

@@ -107,6 +107,17 @@ def multiclass_kr_estimate(outputs: Tensor, labels: Tensor) -> Tensor:
     return (torch.where(truth, w_pos, w_neg) * outputs).mean(dim=1)
 
 
+def top2_margin_hinge(
+    outputs: Tensor, labels: Tensor, min_margin: float = 1.0
+) -> Tensor:
+    """Per-sample max(0, m − (f_y − max_{j≠y} f_j)): the hinge on the margin
+    that a multiclass certificate divides (Crammer–Singer form)."""
+    truth = _one_hot(outputs, labels)
+    true = (outputs * truth).sum(dim=1)
+    other = outputs.masked_fill(truth, float("-inf")).amax(dim=1)
+    return F.relu(min_margin - (true - other))
+
+
 class HingeLoss(nn.Module):
     """Binary hinge loss max(0, min_margin − y·f), averaged (see module doc)."""
 
@@ -174,5 +185,26 @@ class HKRMulticlassLoss(nn.Module):
 
     def forward(self, outputs: Tensor, labels: Tensor) -> Tensor:
         hinge = multiclass_hinge_loss(outputs, labels, self.min_margin)
+        kr = multiclass_kr_estimate(outputs, labels)
+        return _reduce(self.alpha * hinge - (1 - self.alpha) * kr, self.reduction)
+
+
+class HKRMarginLoss(nn.Module):
+    """Multiclass hKR with the hinge on the top-2 margin:
+    alpha·max(0, m − (f_y − max_{j≠y} f_j)) − (1 − alpha)·one-vs-all KR.
+
+    The hinge acts on exactly the quantity the certificate divides by √2·L
+    (or 2·L), so a margin m on training points aims at a radius m/√2.
+    """
+
+    def __init__(
+        self, alpha: float, min_margin: float = 1.0, reduction: str = "mean"
+    ) -> None:
+        super().__init__()
+        self.alpha = _check_alpha(alpha)
+        self.min_margin, self.reduction = float(min_margin), reduction
+
+    def forward(self, outputs: Tensor, labels: Tensor) -> Tensor:
+        hinge = top2_margin_hinge(outputs, labels, self.min_margin)
         kr = multiclass_kr_estimate(outputs, labels)
         return _reduce(self.alpha * hinge - (1 - self.alpha) * kr, self.reduction)

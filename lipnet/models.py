@@ -68,12 +68,17 @@ def conv(
     blocks_per_stage: int = 1,
     padding_mode: str = "zeros",
     head: str = "frobenius",
+    stem: bool = False,
 ) -> list[nn.Module]:
     """Stages of (SpectralConv2d → activation)×blocks then a 2× downsampling,
     then Flatten → dense layers → head. `pool` is "l2norm" (ScaledL2NormPool2d)
-    or "invertible" (space-to-depth)."""
+    or "invertible" (space-to-depth); `stem` starts with a lossless 2×
+    space-to-depth, which makes the first convolutions 4× cheaper."""
     c, h, w = (int(v) for v in input_shape)
     layers: list[nn.Module] = []
+    if stem:
+        layers.append(L.InvertibleDownSampling(2))
+        c, h, w = c * 4, h // 2, w // 2
     for out in channels:
         for _ in range(blocks_per_stage):
             layers += [

@@ -75,7 +75,7 @@ def make_dataset(name: str, n: int = 1000, seed: int = 0) -> tuple[Tensor, Tenso
             np.stack([np.cos(t), np.sin(t)], 1),
             np.stack([1 - np.cos(t), 0.5 - np.sin(t)], 1),
         )
-        pts = (pts - [0.5, 0.25]) * 1.1 + rng.normal(0, 0.08, (n, 2))
+        pts = (pts - [0.5, 0.25]) * 0.95 + rng.normal(0, 0.08, (n, 2))
     elif name == "circles":
         labels = rng.integers(0, 2, n)
         r = np.where(labels == 1, 0.5, 1.2) + rng.normal(0, 0.08, n)
@@ -83,6 +83,7 @@ def make_dataset(name: str, n: int = 1000, seed: int = 0) -> tuple[Tensor, Tenso
         pts = np.stack([r * np.cos(t), r * np.sin(t)], 1)
     else:
         raise ValueError(f"unknown dataset {name!r}; choose from {', '.join(DATASETS)}")
+    pts = np.clip(pts, *BOUNDS)
     return torch.tensor(pts, dtype=torch.float32), torch.tensor(labels)
 
 

@@ -30,7 +30,7 @@ from .certify import (
 )
 from .io import save
 from .layers import LipSequential
-from .losses import HKRLoss, HKRMulticlassLoss
+from .losses import HKRLoss, HKRMarginLoss, HKRMulticlassLoss
 from .models import build_model
 
 EPS_GRID = (0.0, 0.25, 0.5, 1.0, 1.58, 2.0, 3.0)
@@ -145,16 +145,21 @@ def load_task(
 
 
 def make_loss(loss: Mapping[str, Any], n_classes: int) -> nn.Module:
-    """The loss a config names: "hkr" (binary or multiclass) or "cross-entropy"."""
+    """The loss a config names: "hkr" (binary or multiclass one-vs-all),
+    "hkr-margin" (multiclass, hinge on the top-2 margin) or "cross-entropy"."""
     kind = loss.get("kind", "hkr")
     if kind == "hkr":
         alpha, margin = float(loss["alpha"]), float(loss["min_margin"])
         if n_classes == 2:
             return HKRLoss(alpha, margin)
         return HKRMulticlassLoss(alpha, margin)
+    if kind == "hkr-margin":
+        return HKRMarginLoss(float(loss["alpha"]), float(loss["min_margin"]))
     if kind == "cross-entropy":
         return _CrossEntropy(n_classes)
-    raise ValueError(f"unknown loss {kind!r}; choose 'hkr' or 'cross-entropy'")
+    raise ValueError(
+        f"unknown loss {kind!r}; choose 'hkr', 'hkr-margin' or 'cross-entropy'"
+    )
 
 
 class _CrossEntropy(nn.Module):

@@ -250,6 +250,8 @@ def test_every_method_runs(app, method):
 
 
 def test_method_parameters_change_the_result(app):
+    # Transport found a flipping change of this size on test image 0.
+    found = float(metrics(app)["L2 distance the attack needed"])
     check(app.selectbox(key="method").set_value("pgd").run())
     assert app.radio(key="norm").value == "l2"
     budget = app.number_input(key="eps_l2")
@@ -260,8 +262,8 @@ def test_method_parameters_change_the_result(app):
     assert result(app)[0] == ["0 → 0 (not flipped)"]
     assert float(metrics(app)["L2 distance the attack needed"]) <= 1.5 + 1e-3
     assert texts(app.success)[0].endswith("The attack did not flip it either.")
-    # … a budget beyond it may, and does here.
-    check(budget.set_value(round(radius * 1.6, 1)).run())
+    # … a budget that holds the transport counterfactual does.
+    check(budget.set_value(round(found * 1.5, 1)).run())
     assert result(app)[0] == ["0 → 8 (flipped)"]
     assert float(metrics(app)["L2 distance the attack needed"]) >= radius - 1e-3
 

@@ -267,3 +267,20 @@ def test_oversized_files_are_refused(saved, tmp_path):
         f.write(b" " * 1_000_001)
     with pytest.raises(ModelFileError, match="limit"):
         lipnet.load(bad)
+
+
+def test_export_folder_round_trip(saved, tmp_path):
+    from lipnet.export import export_folder
+    from lipnet.io import zip_folder
+
+    model, folder = saved
+    out = export_folder(lipnet.load(folder), tmp_path / "plain")
+    plain = lipnet.load(out)
+    assert (
+        plain.head == "none" and plain.spec["card"]["source_lipschitz_constant"] == 1.0
+    )
+    x = torch.rand(4, 1, 28, 28)
+    with torch.no_grad():
+        assert torch.allclose(plain(x), model(x), atol=1e-5)
+    blob = zip_folder(out)
+    assert blob[:2] == b"PK" and b"spec.json" in blob

@@ -90,3 +90,16 @@ def test_bad_arguments():
         lipnet.HKRLoss(0.5)(torch.zeros(4), torch.zeros(3))
     with pytest.raises(ValueError, match="reduction"):
         lipnet.HingeLoss(1.0, reduction="max")(F, Y01)
+
+
+def test_top2_margin_hkr_by_hand():
+    out = torch.tensor([[2.0, -1.0, 0.0], [0.5, 0.5, -2.0]])
+    labels = torch.tensor([0, 2])
+    # margins f_y - max_other: 2 - 0 = 2 ; -2 - 0.5 = -2.5 ; hinge m=1: 0, 3.5
+    hinge = lipnet.HKRMarginLoss(1.0, min_margin=1.0, reduction="none")(out, labels)
+    assert torch.allclose(hinge, torch.tensor([0.0, 3.5]))
+    kr = lipnet.HKRMulticlassLoss(0.0)(
+        out, labels
+    )  # -KR, shared with the one-vs-all loss
+    both = lipnet.HKRMarginLoss(0.5, min_margin=1.0)(out, labels)
+    assert torch.isclose(both, 0.5 * 1.75 + 0.5 * kr)
