@@ -17,20 +17,28 @@ if str(ROOT) not in sys.path:  # `streamlit run` puts only dashboard/ on the pat
 
 from dashboard import state  # noqa: E402
 
-st.set_page_config(page_title="lipnet dashboard", page_icon="🛡️", layout="wide")
+st.set_page_config(
+    page_title="lipnet dashboard", page_icon=":material/shield:", layout="wide"
+)
 
-PAGES = Path(__file__).resolve().parent / "pages"
+PAGES = Path(__file__).resolve().parent / "app_pages"
 navigation = st.navigation(
     [
         st.Page(
             PAGES / "explorer.py",
             title="Counterfactual explorer",
-            icon="🔍",
+            icon=":material/search:",
             default=True,
         ),
-        st.Page(PAGES / "report.py", title="Robustness report", icon="📈"),
-        st.Page(PAGES / "playground.py", title="2D playground", icon="🧪"),
-        st.Page(PAGES / "model_card.py", title="Model card", icon="🪪"),
+        st.Page(
+            PAGES / "report.py", title="Robustness report", icon=":material/monitoring:"
+        ),
+        st.Page(
+            PAGES / "playground.py",
+            title="2D playground",
+            icon=":material/scatter_plot:",
+        ),
+        st.Page(PAGES / "model_card.py", title="Model card", icon=":material/badge:"),
     ]
 )
 with st.sidebar:

@@ -83,8 +83,10 @@ def _read_upload(files: list) -> None:
         st.error(f"This model cannot be loaded: {e}")
         return
     key = "upload:" + hashlib.sha256(spec + weights).hexdigest()[:16]
-    st.session_state.setdefault("uploaded_models", {})[key] = model
-    st.session_state["model_key"] = key
+    uploads = st.session_state.setdefault("uploaded_models", {})
+    if key not in uploads:  # select a new upload once; the user may then move on
+        uploads[key] = model
+        st.session_state["model_key"] = key
 
 
 def model_picker() -> None:

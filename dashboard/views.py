@@ -101,9 +101,21 @@ def scores_figure(
     )
     fig = go.Figure(
         [
-            go.Bar(name="original", x=names, y=b.numpy(), marker_color=NEUTRAL),
             go.Bar(
-                name="counterfactual", x=names, y=a.numpy(), marker_color=UNCONSTRAINED
+                name="original",
+                x=names,
+                y=b.numpy(),
+                marker_color=NEUTRAL,
+                text=[f"{v:+.2f}" for v in b.tolist()],
+                textposition="outside",
+            ),
+            go.Bar(
+                text=[f"{v:+.2f}" for v in a.tolist()],
+                textposition="outside",
+                name="counterfactual",
+                x=names,
+                y=a.numpy(),
+                marker_color=UNCONSTRAINED,
             ),
         ]
     )
@@ -141,7 +153,7 @@ def certificate_figure(radius: float | None, distance: float) -> go.Figure:
             y=[0.5],
             mode="markers+text",
             text=[f"attack: {distance:.3f}"],
-            textposition="top center",
+            textposition="bottom center",
             marker={"size": 16, "color": UNCONSTRAINED, "symbol": "x"},
             hovertemplate="L2 distance needed %{x:.4f}<extra></extra>",
             showlegend=False,
@@ -181,7 +193,11 @@ def path_figure(path: dict[str, torch.Tensor], label: str) -> go.Figure:
             )
         )
     fig.add_hline(
-        y=0, line_color="black", line_width=1, annotation_text="decision boundary"
+        y=0,
+        line_color="black",
+        line_width=1,
+        annotation_text="decision boundary",
+        annotation_position="bottom left",
     )
     fig.update_xaxes(title="L2 distance from the input")
     fig.update_yaxes(title="decision margin")

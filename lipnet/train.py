@@ -192,6 +192,12 @@ def _shift(x: Tensor, max_shift: int, gen: torch.Generator) -> Tensor:
     return padded[idx, ch, rows, cols]
 
 
+def _flip(x: Tensor, gen: torch.Generator) -> Tensor:
+    """Mirror a random half of the batch left-right (faces are near symmetric)."""
+    mask = torch.rand(x.shape[0], generator=gen) < 0.5
+    return torch.where(mask.view(-1, 1, 1, 1), x.flip(-1), x)
+
+
 def _batches(
     y: Tensor, batch_size: int, balanced: bool, gen: torch.Generator
 ) -> list[Tensor]:
@@ -265,7 +271,8 @@ def fit(
     batch_size = int(opt_cfg.get("batch_size", 128))
     lr = float(opt_cfg.get("lr", 1e-3))
     lr_end = float(opt_cfg.get("lr_end", lr * 0.01))
-    shift = int(config.get("augment", {}).get("shift", 0))
+    augment = config.get("augment", {})
+    shift, flip = int(augment.get("shift", 0)), bool(augment.get("flip", False))
     seed = int(config.get("seed", 0))
     loss_fn = make_loss(config["loss"], len(data.classes))
     optimizer = torch.optim.Adam(
@@ -291,6 +298,8 @@ def fit(
             for group in optimizer.param_groups:
                 group["lr"] = lr_at(step)
             xb = _shift(data.x_train[idx], shift, gen)
+            if flip:
+                xb = _flip(xb, gen)
             loss = loss_fn(model(xb), data.y_train[idx])
             optimizer.zero_grad()
             loss.backward()

@@ -29,39 +29,6 @@ REQUIRED = ("mnist08-hkr", "mnist08-baseline")
 TIMEOUT = 120
 
 
-# --------------------------------------------------------------------------
-# AppTest setup
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _entry_script_on_every_rerun():
-    """Make AppTest rerun dashboard/app.py itself, as the real server does.
-
-    The app is an `st.navigation` app whose page lives in `dashboard/pages/`.
-    AppTest resets `PagesManager.uses_pages_directory` before every run; since a
-    `pages/` folder sits next to the entry script, every rerun after the first
-    then takes Streamlit's legacy "pages directory" (MPA v1) path and executes
-    only `pages/explorer.py`: the sidebar (model picker, model upload) silently
-    disappears from the element tree. The real server sets the flag once
-    (`st.navigation` turns it off for the process), so it is not affected. This
-    keeps the flag off in AppTest too; it is a no-op once the folder is renamed.
-    """
-    if not (APP.parent / "pages").is_dir():
-        yield
-        return
-    from streamlit.runtime.pages_manager import PagesManager
-    from streamlit.testing.v1 import app_test
-
-    class NavigationPagesManager(PagesManager):
-        def __init__(self, *args, **kwargs):
-            PagesManager.uses_pages_directory = False
-            super().__init__(*args, **kwargs)
-
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(app_test, "PagesManager", NavigationPagesManager)
-        yield
-
-
 def check(at: AppTest) -> AppTest:
     """The run raised nothing; returns the app for chaining."""
     assert not at.exception, "the app raised:\n" + "\n\n".join(

@@ -8,7 +8,10 @@ L2 attack, and it has no per-step record for the trajectory.
 
 from __future__ import annotations
 
+import contextlib
 import math
+import warnings
+from collections.abc import Iterator
 
 import torch
 from captum.robust import FGSM, PGD
@@ -39,6 +42,15 @@ def _captum_loss(tracker: Tracker):
     return loss
 
 
+@contextlib.contextmanager
+def _quiet_captum() -> Iterator[None]:
+    """captum warns at every step that PGD's detached iterates need gradients
+    (it then enables them itself): expected here, so not shown to users."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Input Tensor .* did not already")
+        yield
+
+
 def _bounds(box: bool) -> tuple[float, float]:
     return (0.0, 1.0) if box else (-math.inf, math.inf)
 
@@ -50,7 +62,8 @@ def fgsm(
     if norm == "linf":
         lo, hi = _bounds(box)
         attack = FGSM(_captum_forward(tracker), _captum_loss(tracker), lo, hi)
-        return attack.perturb(x, eps, tracker.labels).detach()
+        with _quiet_captum():
+            return attack.perturb(x, eps, tracker.labels).detach()
     _, _, g = tracker.margin_and_grad(x)
     return project_box(x - eps * g / flat_norm(g).clamp_min(1e-12), box)
 
@@ -100,15 +113,17 @@ def _pgd_linf(
 ) -> Tensor:
     lo, hi = _bounds(box)
     attack = PGD(_captum_forward(tracker), _captum_loss(tracker), lo, hi)
-    return attack.perturb(
-        x,
-        radius=eps,
-        step_size=step_size or 2.5 * eps / steps,
-        step_num=steps,
-        target=tracker.labels,
-        random_start=random_start,
-        norm="Linf",
-    ).detach()
+    with _quiet_captum():
+        adv = attack.perturb(
+            x,
+            radius=eps,
+            step_size=step_size or 2.5 * eps / steps,
+            step_num=steps,
+            target=tracker.labels,
+            random_start=random_start,
+            norm="Linf",
+        ).detach()
+    return adv
 
 
 def _pgd_l2(

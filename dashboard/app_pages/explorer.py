@@ -18,8 +18,8 @@ A **1-Lipschitz** network cannot change its score faster than the input moves:
 the image smaller than the certified radius can flip the decision. Trained with
 the hKR loss, such a network's shortest way to the other class is a
 *meaningful* change — the **counterfactual** — where an ordinary network is
-fooled by noise. Pick an input and a method; the twin model on the right of
-each comparison is its unconstrained counterpart.
+fooled by noise. Pick an input and a method; each certified model is shown
+beside its unconstrained twin (and the other way round).
 """
 SOURCES = [
     "Test image",
@@ -160,12 +160,12 @@ def certificate_panel(result: AttackResult, certified: bool) -> None:
             f"No change of L2 size below r = {radius:.3f} can flip this decision."
             + ("" if result.success[0] else " The attack did not flip it either.")
         )
+        st.plotly_chart(views.certificate_figure(radius, distance), width="stretch")
     else:
         st.warning(
             "This model is unconstrained: it carries **no certificate**. Nothing "
             "guarantees that a tiny change does not flip its decision."
         )
-    st.plotly_chart(views.certificate_figure(radius, distance), width="stretch")
 
 
 def main() -> None:
@@ -282,8 +282,10 @@ def show_path(result: AttackResult) -> None:
 def show_twin(choice: state.Choice, result: AttackResult, twin: AttackResult) -> None:
     st.subheader("Side by side with the twin")
     st.caption(
-        "The same method on the same input. The hKR network's counterfactual changes "
-        "the shape; the unconstrained network is fooled by faint noise."
+        "The same method on the same input. Compare what changes: the hKR network's "
+        "counterfactual redraws the input along the transport plan, the unconstrained "
+        "network's change is scattered noise. Pick the minimal-L2 method to see how "
+        "small a flip of the unconstrained network can be."
     )
     pairs = [
         (choice.name, result, choice.certified),
@@ -293,13 +295,14 @@ def show_twin(choice: state.Choice, result: AttackResult, twin: AttackResult) ->
     for i, (name, res, certified) in enumerate(pairs):
         tag = "certified" if certified else "no certificate"
         cols[2 * i].plotly_chart(
-            views.image_figure(
-                res.x_adv[0], f"{name} ({tag}): ‖δ‖ = {float(res.l2[0]):.2f}"
-            ),
-            width="stretch",
+            views.image_figure(res.x_adv[0], f"{name}<br>({tag})"), width="stretch"
+        )
+        cols[2 * i].caption(
+            f"‖δ‖₂ = {float(res.l2[0]):.2f}, "
+            + ("flipped" if bool(res.success[0]) else "not flipped")
         )
         cols[2 * i + 1].plotly_chart(
-            views.signed_map_figure(res.delta[0], f"{name}: difference"),
+            views.signed_map_figure(res.delta[0], f"{name}<br>difference"),
             width="stretch",
         )
 

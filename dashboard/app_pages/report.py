@@ -82,7 +82,7 @@ for col, row in zip(cols, weakest, strict=False):
         st.session_state.source = "Test image"
         st.session_state.gallery_size = max(row.index + 1, 48)
         st.session_state.gallery_index = row.index
-        st.switch_page("pages/explorer.py")
+        st.switch_page("app_pages/explorer.py")
 st.download_button(
     "Download per-image results (CSV)",
     to_csv(rows),
