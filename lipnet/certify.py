@@ -25,6 +25,7 @@ from .layers import (
     LipschitzLayer,
     MaxMin,
     ScaledL2NormPool2d,
+    eval_mode,
 )
 
 UNSOUND_TOLERANCE = 1e-3
@@ -183,10 +184,8 @@ def layer_norms(
     p = next(model.parameters(), None)
     if p is not None:
         x = x.to(p.device, p.dtype)
-    was_training = model.training
-    model.eval()
     result = []
-    try:
+    with eval_mode(model):
         for i, layer in enumerate(layers):
             name = f"{i}:{type(layer).__name__}"
             const = _constant_of(layer)
@@ -206,8 +205,6 @@ def layer_norms(
             result.append((name, const))
             with torch.no_grad():
                 x = layer(x)
-    finally:
-        model.train(was_training)
     return result
 
 

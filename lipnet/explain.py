@@ -14,6 +14,7 @@ from captum.attr import IntegratedGradients, NoiseTunnel, Saliency
 from torch import Tensor, nn
 
 from .attacks.common import AttackError, check_inputs, predictions
+from .layers import eval_mode
 
 ATTRIBUTIONS = ("saliency", "integrated_gradients", "smoothgrad")
 ATTRIBUTION_LABELS = {
@@ -79,10 +80,8 @@ def attribute(
             f"unknown attribution {method!r}; choose from {', '.join(ATTRIBUTIONS)}"
         )
     x = check_inputs(model, x)
-    was_training = model.training
-    model.eval()
     decision = _Decision(model)
-    try:
+    with eval_mode(model):
         with torch.no_grad():
             pred = predictions(model(x))
         tgt = (
@@ -106,6 +105,4 @@ def attribute(
                 target=tgt,
                 abs=False,
             )
-    finally:
-        model.train(was_training)
     return attr.detach()

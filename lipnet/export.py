@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .layers import Flatten, InvertibleDownSampling, LipschitzLayer
+from .layers import Flatten, InvertibleDownSampling, LipschitzLayer, eval_mode
 
 
 def _plain(layer: nn.Module) -> nn.Module:
@@ -54,13 +54,9 @@ def vanilla_export(model: nn.Module) -> nn.Sequential:
     exactly a plain network's forward pass, and the export needs no lipnet
     parametrization to load.
     """
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         layers = list(model) if isinstance(model, nn.Sequential) else [model]
         plain = nn.Sequential(*(_plain(layer) for layer in layers))
-    finally:
-        model.train(was_training)
     return plain.eval()
 
 

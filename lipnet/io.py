@@ -25,6 +25,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from . import layers as L
+from .layers import eval_mode
 
 FORMAT = "lipnet.model"
 FORMAT_VERSION = 1
@@ -187,11 +188,8 @@ def _n_outputs(model: nn.Module) -> int:
     p = next(model.parameters(), None)
     if p is not None:
         x = x.to(p.device)
-    was = model.training
-    model.eval()
-    with torch.no_grad():
+    with eval_mode(model), torch.no_grad():
         out = model(x)
-    model.train(was)
     return int(out.reshape(1, -1).shape[1])
 
 
@@ -269,6 +267,8 @@ def from_bytes(spec_bytes: bytes, weights_bytes: bytes) -> L.LipSequential:
     _check_state(model, state)
     model.load_state_dict(state, strict=True)
     model.eval()
+    with torch.no_grad():  # builds the eval-mode weight caches once, up front
+        model(torch.zeros(1, *spec["input_shape"]))
     model.spec = spec
     return model
 

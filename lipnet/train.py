@@ -397,7 +397,10 @@ def train(
             "upper_bound": round(lipschitz_upper_bound(model, model.input_shape), 3),
             "note": "unconstrained: this model carries no certificate",
         }
-    card["attacks"] = attack_report(model, data.x_test[:SUBSET], data.y_test[:SUBSET])
+    n_attack = int(config.get("attack_n", SUBSET))
+    card["attacks"] = attack_report(
+        model, data.x_test[:n_attack], data.y_test[:n_attack]
+    )
     if out is not None:
         save(model, out, card=card, name=config.get("name"))
     return model, card

@@ -146,3 +146,37 @@ def launch_chromium(playwright):
     return playwright.chromium.launch(
         executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
     )
+
+
+def launch_chromium_async(playwright):
+    """The system's headless Chromium, through Playwright's async API (awaitable)."""
+    return playwright.chromium.launch(
+        executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+    )
+
+
+# The visible track of a Streamlit slider, from its hidden <input type="range">
+# (itself wider than it looks): the first ancestor of the input's thumb that is
+# wider than the thumb. Its left and right ends are the slider's min and max
+# (the thumb is centred on `left: value%`).
+SLIDER_TRACK = """e => {
+    let n = e.parentElement;
+    while (n.parentElement && n.getBoundingClientRect().width < 100)
+        n = n.parentElement;
+    const r = n.getBoundingClientRect();
+    return {x: r.x, y: r.y, width: r.width, height: r.height,
+            min: Number(e.min), max: Number(e.max)};
+}"""
+
+
+def slider_point(track: dict, value: float) -> tuple[float, float]:
+    """Where to click on a slider's track (from SLIDER_TRACK) to set `value`.
+
+    One click commits one value, so the app reruns once; pressing arrow keys
+    commits (and reruns) at every step.
+    """
+    span = max(track["max"] - track["min"], 1e-12)
+    frac = min(max((value - track["min"]) / span, 0.0), 1.0)
+    x = track["x"] + frac * track["width"]
+    x = min(max(x, track["x"] + 0.5), track["x"] + track["width"] - 0.5)  # inside
+    return x, track["y"] + track["height"] / 2

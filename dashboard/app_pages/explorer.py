@@ -9,7 +9,7 @@ from PIL import Image
 
 from dashboard import state, views
 from lipnet.attacks import METHOD_LABELS, AttackError, AttackResult, counterfactual
-from lipnet.data import ImageError, grace_hopper, image_to_tensor, load_image
+from lipnet.data import ImageError, grace_hopper_face, image_to_tensor, load_image
 from lipnet.explain import ATTRIBUTION_LABELS, attribute
 
 INTRO = """
@@ -30,14 +30,14 @@ SOURCES = [
 ]
 
 
-@st.cache_data(max_entries=512, show_spinner=False)
+@st.cache_data(max_entries=256, ttl=3600, show_spinner=False)
 def run_attack(key: str, x: np.ndarray, method: str, params: tuple) -> AttackResult:
     """One cached attack: reruns with the same model, input and parameters are free."""
     model = state.model_by_key(key)
     return counterfactual(model, torch.from_numpy(x), method, **dict(params))
 
 
-@st.cache_data(max_entries=512, show_spinner=False)
+@st.cache_data(max_entries=256, ttl=3600, show_spinner=False)
 def run_attribution(key: str, x: np.ndarray, method: str) -> torch.Tensor:
     """One cached attribution map."""
     return attribute(state.model_by_key(key), torch.from_numpy(x), method)
@@ -59,9 +59,9 @@ def pick_input(choice: state.Choice) -> torch.Tensor | None:
         x, y = images
         i = st.slider("Test image", 0, len(x) - 1, 0, key="gallery_index")
         st.caption(f"Test image #{i}, true class: **{spec['classes'][int(y[i])]}**")
-        return x[i : i + 1]
+        return x[i : i + 1].clone()  # never a view into the shared gallery
     if source.startswith("Grace Hopper"):
-        return image_to_tensor(grace_hopper(), spec)
+        return image_to_tensor(grace_hopper_face(), spec)
     if source == "Draw":
         return _drawing(spec)
     if source == "Camera":
@@ -116,7 +116,14 @@ def pick_method(choice: state.Choice) -> tuple[str, dict]:
         params["steps"] = st.slider("Steps", 5, 200, 50, key="pgd_steps")
         params["restarts"] = st.slider("Restarts", 1, 5, 1, key="restarts")
     if method in ("transport", "deepfool"):
-        params["overshoot"] = st.slider("Overshoot", 0.0, 0.2, 0.02, key="overshoot")
+        params["overshoot"] = st.slider(
+            "Overshoot (× the initial margin, past the boundary)",
+            0.0,
+            5.0,
+            0.02,
+            0.01,
+            key="overshoot",
+        )
     if method == "transport":
         params["step_size"] = st.slider(
             "Step size (1 = one Newton step; smaller = smooth gradient flow)",
@@ -142,25 +149,20 @@ def pick_method(choice: state.Choice) -> tuple[str, dict]:
     return method, params
 
 
-def certificate_panel(result: AttackResult, certified: bool) -> None:
+def certificate_panel(v: dict, certified: bool) -> None:
     """The radius, the distance the attack needed, their ratio, in words and a bar."""
-    distance = float(result.l2[0])
-    radius = (
-        None if result.certified_radius is None else float(result.certified_radius[0])
-    )
+    radius, distance = v["radius"], v["distance"]
     a, b, c = st.columns(3)
     a.metric("Certified radius r", "none" if radius is None else f"{radius:.3f}")
     b.metric("L2 distance the attack needed", f"{distance:.3f}")
-    c.metric(
-        "Ratio distance / r",
-        "—" if radius is None else f"{distance / max(radius, 1e-12):.2f}",
-    )
+    ratio = "—" if radius is None else f"{distance / max(radius, 1e-12):.2f}"
+    c.metric("Ratio distance / r", ratio)
     if certified and radius is not None:
         st.success(
             f"No change of L2 size below r = {radius:.3f} can flip this decision."
-            + ("" if result.success[0] else " The attack did not flip it either.")
+            + ("" if v["flipped"] else " The attack did not flip it either.")
         )
-        st.plotly_chart(views.certificate_figure(radius, distance), width="stretch")
+        st.plotly_chart(v["certificate"], width="stretch")
     else:
         st.warning(
             "This model is unconstrained: it carries **no certificate**. Nothing "
@@ -186,81 +188,110 @@ def main() -> None:
     x_np = x.numpy()
     try:
         with st.spinner("Running the attack…"):
-            result = run_attack(choice.key, x_np, method, key_params)
-            twin = (
-                run_attack(choice.twin_key, x_np, method, key_params)
-                if choice.twin_key
-                else None
-            )
+            v = result_views(choice.key, choice.twin_key, x_np, method, key_params)
     except AttackError as e:
         st.error(f"The attack cannot run: {e}")
         st.stop()
-    show_result(choice, result, twin, x_np)
+    show_result(choice, v, x_np)
 
 
-def show_result(
-    choice: state.Choice,
-    result: AttackResult,
-    twin: AttackResult | None,
-    x_np: np.ndarray,
-) -> None:
-    """Every view of one result, and the twin's beside it."""
-    classes = choice.spec["classes"]
+@st.cache_data(max_entries=128, ttl=3600, show_spinner=False)
+def result_views(
+    key: str, twin_key: str | None, x: np.ndarray, method: str, params: tuple
+) -> dict:
+    """Every figure and download of one result, built once per input.
+
+    Plotly figures cost milliseconds each to build; cached, a rerun that only
+    redraws (another session's burst, a widget elsewhere) costs nothing here.
+    """
+    model = state.model_by_key(key)
+    classes, certified = model.spec["classes"], model.head != "none"
+    result = run_attack(key, x, method, params)
     before = classes[int(result.labels[0])]
-    after = (
-        classes[int(result.outputs_after.argmax(1)[0])]
-        if len(classes) > 2
-        else (classes[int(result.outputs_after[0, 0] > 0)])
-    )
+    out = result.outputs_after
+    after = classes[int(out.argmax(1)[0]) if len(classes) > 2 else int(out[0, 0] > 0)]
     verdict = "flipped" if bool(result.success[0]) else "not flipped"
-    st.subheader(f"{before} → {after} ({verdict})")
-    cols = st.columns(3)
-    cols[0].plotly_chart(
-        views.image_figure(result.x[0], f"Original: {before}"), width="stretch"
+    radius = (
+        None if result.certified_radius is None else float(result.certified_radius[0])
     )
-    cols[1].plotly_chart(
-        views.image_figure(result.x_adv[0], f"Counterfactual: {after}"), width="stretch"
-    )
-    cols[2].plotly_chart(
-        views.signed_map_figure(
-            result.delta[0], "Difference (counterfactual − original)"
-        ),
-        width="stretch",
-    )
-    left, right = st.columns([2, 3])
-    with left:
-        st.plotly_chart(
-            views.scores_figure(
-                result.outputs_before[0], result.outputs_after[0], classes
+    distance = float(result.l2[0])
+    views_out = {
+        "headline": f"{before} → {after} ({verdict})",
+        "flipped": bool(result.success[0]),
+        "radius": radius,
+        "distance": distance,
+        "three": [
+            views.image_figure(result.x[0], f"Original: {before}"),
+            views.image_figure(result.x_adv[0], f"Counterfactual: {after}"),
+            views.signed_map_figure(
+                result.delta[0], "Difference (counterfactual − original)"
             ),
-            width="stretch",
-        )
+        ],
+        "scores": views.scores_figure(
+            result.outputs_before[0], result.outputs_after[0], classes
+        ),
+        "certificate": views.certificate_figure(radius, distance)
+        if certified
+        else None,
+        "views_png": views.views_png(result.x[0], result.x_adv[0]),
+        "cf_png": views.png_bytes(result.x_adv[0]),
+        "path": result.path(),
+        "frames": result.trajectory_x,
+        "twin": [],
+    }
+    if views_out["path"] is not None:
+        views_out["path_figure"] = views.path_figure(views_out["path"], "this model")
+    pairs = [(key, result, certified)]
+    if twin_key:
+        pairs.append((twin_key, run_attack(twin_key, x, method, params), not certified))
+    if len(pairs) == 2:
+        for name, res, cert in pairs:
+            tag = "certified" if cert else "no certificate"
+            name = state.model_by_key(name).spec.get("name", name)
+            views_out["twin"].append(
+                (
+                    views.image_figure(res.x_adv[0], f"{name}<br>({tag})"),
+                    f"‖δ‖₂ = {float(res.l2[0]):.2f}, "
+                    + ("flipped" if bool(res.success[0]) else "not flipped"),
+                    views.signed_map_figure(res.delta[0], f"{name}<br>difference"),
+                )
+            )
+    return views_out
+
+
+def show_result(choice: state.Choice, v: dict, x_np: np.ndarray) -> None:
+    """Lay out the views of one result and its twin's."""
+    st.subheader(v["headline"])
+    for col, fig in zip(st.columns(3), v["three"], strict=True):
+        col.plotly_chart(fig, width="stretch")
+    left, right = st.columns([2, 3])
+    left.plotly_chart(v["scores"], width="stretch")
     with right:
-        certificate_panel(result, choice.certified)
-    show_path(result)
-    if twin is not None:
-        show_twin(choice, result, twin)
+        certificate_panel(v, choice.certified)
+    if v["path"] is not None:
+        show_path(v)
+    if v["twin"]:
+        show_twin(v["twin"])
     show_attributions(choice, x_np)
     st.download_button(
         "Download the three views (PNG)",
-        views.views_png(result.x[0], result.x_adv[0]),
+        v["views_png"],
         file_name=f"{choice.name}-views.png",
         mime="image/png",
     )
     st.download_button(
         "Download the counterfactual (PNG)",
-        views.png_bytes(result.x_adv[0]),
+        v["cf_png"],
         file_name=f"{choice.name}-counterfactual.png",
         mime="image/png",
     )
 
 
-def show_path(result: AttackResult) -> None:
-    path = result.path()
-    if path is None:
-        return
+@st.fragment
+def show_path(v: dict) -> None:
+    """The trajectory: moving the step slider reruns only this fragment."""
     st.subheader("The path")
-    frames = result.trajectory_x
+    frames, path = v["frames"], v["path"]
     left, right = st.columns([1, 2])
     with left:
         t = st.slider("Step", 0, len(frames) - 1, len(frames) - 1, key="path_step")
@@ -271,7 +302,7 @@ def show_path(result: AttackResult) -> None:
             width="stretch",
         )
     with right:
-        st.plotly_chart(views.path_figure(path, "this model"), width="stretch")
+        st.plotly_chart(v["path_figure"], width="stretch")
         if "cone" in path:
             st.caption(
                 "The dashed cone is the Lipschitz bound: the margin can never fall "
@@ -279,7 +310,7 @@ def show_path(result: AttackResult) -> None:
             )
 
 
-def show_twin(choice: state.Choice, result: AttackResult, twin: AttackResult) -> None:
+def show_twin(pairs: list) -> None:
     st.subheader("Side by side with the twin")
     st.caption(
         "The same method on the same input. Compare what changes: the hKR network's "
@@ -287,24 +318,11 @@ def show_twin(choice: state.Choice, result: AttackResult, twin: AttackResult) ->
         "network's change is scattered noise. Pick the minimal-L2 method to see how "
         "small a flip of the unconstrained network can be."
     )
-    pairs = [
-        (choice.name, result, choice.certified),
-        (choice.twin_key, twin, not choice.certified),
-    ]
     cols = st.columns(4)
-    for i, (name, res, certified) in enumerate(pairs):
-        tag = "certified" if certified else "no certificate"
-        cols[2 * i].plotly_chart(
-            views.image_figure(res.x_adv[0], f"{name}<br>({tag})"), width="stretch"
-        )
-        cols[2 * i].caption(
-            f"‖δ‖₂ = {float(res.l2[0]):.2f}, "
-            + ("flipped" if bool(res.success[0]) else "not flipped")
-        )
-        cols[2 * i + 1].plotly_chart(
-            views.signed_map_figure(res.delta[0], f"{name}<br>difference"),
-            width="stretch",
-        )
+    for i, (image, caption, diff) in enumerate(pairs):
+        cols[2 * i].plotly_chart(image, width="stretch")
+        cols[2 * i].caption(caption)
+        cols[2 * i + 1].plotly_chart(diff, width="stretch")
 
 
 def show_attributions(choice: state.Choice, x_np: np.ndarray) -> None:

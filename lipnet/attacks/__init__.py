@@ -19,6 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from ..certify import NoCertificateError, certified_radius
+from ..layers import eval_mode
 from .boundary import deepfool, transport
 from .common import (
     AttackError,
@@ -105,10 +106,8 @@ def counterfactual(
         if norm not in ("l2", "linf"):
             raise AttackError(f"norm must be 'l2' or 'linf', got {norm!r}")
     x = check_inputs(model, x)
-    was_training = model.training
-    model.eval()
     start = time.perf_counter()
-    try:
+    with eval_mode(model):
         with torch.no_grad():
             before = model(x)
         labels = predictions(before)
@@ -119,8 +118,6 @@ def counterfactual(
         with torch.no_grad():
             after = model(x_adv)
         tracker.record(x_adv, after)
-    finally:
-        model.train(was_training)
     elapsed = time.perf_counter() - start
     success = margin(after, labels, tgt) < 0
     try:

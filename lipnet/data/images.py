@@ -326,3 +326,13 @@ def grace_hopper() -> Image.Image:
             return img.convert("RGB")
     with Image.open(path) as img:
         return img.convert("RGB")
+
+
+# Head and shoulders of the 512x600 portrait, framed like a CelebA photo.
+GRACE_HOPPER_FACE_BOX = (100, 0, 412, 312)
+
+
+def grace_hopper_face() -> Image.Image:
+    """Grace Hopper's face, cropped square and framed like the CelebA images
+    the face models were trained on (the full portrait shows her uniform)."""
+    return grace_hopper().crop(GRACE_HOPPER_FACE_BOX)

@@ -1,7 +1,7 @@
 """Lipschitz layers, each an nn.Module with a provable L2 Lipschitz bound."""
 
 from .activations import FullSort, GroupSort, GroupSort2, MaxMin, group_sort
-from .base import LipschitzLayer
+from .base import LipschitzLayer, eval_mode
 from .conv import AOLConv2d, SpectralConv2d
 from .linear import AOLLinear, FrobeniusLinear, SpectralLinear
 from .pooling import (
@@ -29,5 +29,6 @@ __all__ = [
     "ScaledL2NormPool2d",
     "SpectralConv2d",
     "SpectralLinear",
+    "eval_mode",
     "group_sort",
 ]

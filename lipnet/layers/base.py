@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from torch import Tensor, nn
@@ -33,3 +35,21 @@ def constrained_weight(layer: nn.Module) -> Tensor:
         if hit is not None:
             return hit
     return layer.weight
+
+
+@contextmanager
+def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
+    """Run a block with `model` in eval mode, touching it only if it was training.
+
+    A model shared between threads (a dashboard's cached model) is already in
+    eval mode and is then left alone: no thread ever flips it to training,
+    where a forward pass would update its power-iteration vectors.
+    """
+    if not model.training:
+        yield model
+        return
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train()
