@@ -140,13 +140,11 @@ class KRLoss(nn.Module):
         return _reduce(kr_estimate(outputs, labels), self.reduction)
 
 
-class HKRLoss(nn.Module):
-    """hKR loss alpha·hinge(min_margin) − (1 − alpha)·KR, alpha in [0, 1].
+class _HKR(nn.Module):
+    """alpha·hinge − (1 − alpha)·KR, for a hinge and a KR term given by the subclass."""
 
-    The KR term pulls f towards the optimal transport potential between the
-    classes; the hinge term puts the decision boundary at margin
-    `min_margin` from the data. Minimize it.
-    """
+    hinge = staticmethod(hinge_loss)
+    kr = staticmethod(kr_estimate)
 
     def __init__(
         self, alpha: float, min_margin: float = 1.0, reduction: str = "mean"
@@ -156,9 +154,18 @@ class HKRLoss(nn.Module):
         self.min_margin, self.reduction = float(min_margin), reduction
 
     def forward(self, outputs: Tensor, labels: Tensor) -> Tensor:
-        hinge = hinge_loss(outputs, labels, self.min_margin)
-        kr = kr_estimate(outputs, labels)
+        hinge = self.hinge(outputs, labels, self.min_margin)
+        kr = self.kr(outputs, labels)
         return _reduce(self.alpha * hinge - (1 - self.alpha) * kr, self.reduction)
+
+
+class HKRLoss(_HKR):
+    """hKR loss alpha·hinge(min_margin) − (1 − alpha)·KR, alpha in [0, 1].
+
+    The KR term pulls f towards the optimal transport potential between the
+    classes; the hinge term puts the decision boundary at margin
+    `min_margin` from the data. Minimize it.
+    """
 
 
 class MulticlassHingeLoss(nn.Module):
@@ -173,23 +180,14 @@ class MulticlassHingeLoss(nn.Module):
         return _reduce(loss, self.reduction)
 
 
-class HKRMulticlassLoss(nn.Module):
+class HKRMulticlassLoss(_HKR):
     """Multiclass hKR: alpha·one-vs-all hinge − (1 − alpha)·one-vs-all KR."""
 
-    def __init__(
-        self, alpha: float, min_margin: float = 1.0, reduction: str = "mean"
-    ) -> None:
-        super().__init__()
-        self.alpha = _check_alpha(alpha)
-        self.min_margin, self.reduction = float(min_margin), reduction
-
-    def forward(self, outputs: Tensor, labels: Tensor) -> Tensor:
-        hinge = multiclass_hinge_loss(outputs, labels, self.min_margin)
-        kr = multiclass_kr_estimate(outputs, labels)
-        return _reduce(self.alpha * hinge - (1 - self.alpha) * kr, self.reduction)
+    hinge = staticmethod(multiclass_hinge_loss)
+    kr = staticmethod(multiclass_kr_estimate)
 
 
-class HKRMarginLoss(nn.Module):
+class HKRMarginLoss(_HKR):
     """Multiclass hKR with the hinge on the top-2 margin:
     alpha·max(0, m − (f_y − max_{j≠y} f_j)) − (1 − alpha)·one-vs-all KR.
 
@@ -197,14 +195,5 @@ class HKRMarginLoss(nn.Module):
     (or 2·L), so a margin m on training points aims at a radius m/√2.
     """
 
-    def __init__(
-        self, alpha: float, min_margin: float = 1.0, reduction: str = "mean"
-    ) -> None:
-        super().__init__()
-        self.alpha = _check_alpha(alpha)
-        self.min_margin, self.reduction = float(min_margin), reduction
-
-    def forward(self, outputs: Tensor, labels: Tensor) -> Tensor:
-        hinge = top2_margin_hinge(outputs, labels, self.min_margin)
-        kr = multiclass_kr_estimate(outputs, labels)
-        return _reduce(self.alpha * hinge - (1 - self.alpha) * kr, self.reduction)
+    hinge = staticmethod(top2_margin_hinge)
+    kr = staticmethod(multiclass_kr_estimate)

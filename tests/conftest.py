@@ -39,3 +39,15 @@ def mnist_test() -> tuple[torch.Tensor, torch.Tensor]:
 @pytest.fixture(scope="session")
 def mnist08_test(mnist_test) -> tuple[torch.Tensor, torch.Tensor]:
     return D.mnist_binary(*mnist_test, (0, 8))
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Headless Debian Chromium driven by Playwright (one per test module)."""
+    from browser_helpers import launch_chromium
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = launch_chromium(p)
+        yield b
+        b.close()

@@ -22,9 +22,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from browser_helpers import ROOT, DashboardServer, launch_chromium
+from browser_helpers import ROOT, DashboardServer
 from playwright.sync_api import Error as PlaywrightError
-from playwright.sync_api import Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 
 from lipnet import zoo
 
@@ -72,14 +72,6 @@ def server():
         _SERVERS.append(srv)
         yield srv
         _SERVERS.remove(srv)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_playwright() as p:
-        b = launch_chromium(p)
-        yield b
-        b.close()
 
 
 @pytest.fixture

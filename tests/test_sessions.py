@@ -28,11 +28,10 @@ from browser_helpers import (
     ROOT,
     SLIDER_TRACK,
     DashboardServer,
-    launch_chromium,
     slider_point,
 )
 from playwright.sync_api import Error as PlaywrightError
-from playwright.sync_api import Page, sync_playwright
+from playwright.sync_api import Page
 from test_browser import IDLE, RESULT_FOR
 
 import lipnet
@@ -94,14 +93,6 @@ def expected() -> dict[str, Expected]:
 def server():
     with DashboardServer() as srv:
         yield srv
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_playwright() as p:
-        b = launch_chromium(p)
-        yield b
-        b.close()
 
 
 @pytest.fixture

@@ -22,6 +22,21 @@ class LipschitzLayer:
     def config(self) -> dict[str, Any]:
         raise NotImplementedError
 
+    def _init_weights(self, k: float) -> None:
+        """Set the constant k, an orthogonal weight and a zero bias."""
+        if not k > 0:
+            raise ValueError(f"k must be positive, got {k}")
+        self.k = float(k)
+        self.lipschitz = self.k
+        nn.init.orthogonal_(self.weight)
+        if self.bias is not None:
+            nn.init.zeros_(self.bias)
+
+    def scaled_weight(self) -> Tensor:
+        """The constrained weight times k (cached in eval mode)."""
+        w = constrained_weight(self)
+        return w if self.k == 1.0 else w * self.k
+
 
 def constrained_weight(layer: nn.Module) -> Tensor:
     """`layer.weight`, read straight from the eval-mode cache when it is valid.

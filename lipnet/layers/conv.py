@@ -9,7 +9,7 @@ from torch import Tensor, nn
 from torch.nn.utils import parametrize
 
 from ..constraints import AOLRescale, ConvOperatorNorm
-from .base import LipschitzLayer, constrained_weight
+from .base import LipschitzLayer
 
 
 def _pair(v: int | Sequence[int]) -> tuple[int, int]:
@@ -43,8 +43,6 @@ class _ConstrainedConv2d(nn.Conv2d, LipschitzLayer):
                 "'replicate' duplicate border pixels, which breaks a tight "
                 "Lipschitz bound; use 'zeros' or 'circular'"
             )
-        if not k > 0:
-            raise ValueError(f"k must be positive, got {k}")
         super().__init__(
             in_channels,
             out_channels,
@@ -54,15 +52,10 @@ class _ConstrainedConv2d(nn.Conv2d, LipschitzLayer):
             padding_mode=padding_mode,
             bias=bias,
         )
-        self.k = float(k)
-        self.lipschitz = self.k
-        nn.init.orthogonal_(self.weight)
-        if bias:
-            nn.init.zeros_(self.bias)
+        self._init_weights(k)
 
     def forward(self, x: Tensor) -> Tensor:
-        w = constrained_weight(self)
-        return self._conv_forward(x, w if self.k == 1.0 else w * self.k, self.bias)
+        return self._conv_forward(x, self.scaled_weight(), self.bias)
 
     def config(self) -> dict[str, Any]:
         return {

@@ -9,7 +9,7 @@ from torch import Tensor, nn
 from torch.nn.utils import parametrize
 
 from ..constraints import AOLRescale, FrobeniusNormalize, SpectralBjorck
-from .base import LipschitzLayer, constrained_weight
+from .base import LipschitzLayer
 
 
 class _ConstrainedLinear(nn.Linear, LipschitzLayer):
@@ -19,17 +19,10 @@ class _ConstrainedLinear(nn.Linear, LipschitzLayer):
         self, in_features: int, out_features: int, bias: bool, k: float
     ) -> None:
         super().__init__(in_features, out_features, bias=bias)
-        if not k > 0:
-            raise ValueError(f"k must be positive, got {k}")
-        self.k = float(k)
-        self.lipschitz = self.k
-        nn.init.orthogonal_(self.weight)
-        if bias:
-            nn.init.zeros_(self.bias)
+        self._init_weights(k)
 
     def forward(self, x: Tensor) -> Tensor:
-        w = constrained_weight(self)
-        return F.linear(x, w if self.k == 1.0 else w * self.k, self.bias)
+        return F.linear(x, self.scaled_weight(), self.bias)
 
     def config(self) -> dict[str, Any]:
         return {
