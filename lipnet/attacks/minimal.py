@@ -45,21 +45,22 @@ def fmn(
         cos = 0.5 * (1 + math.cos(math.pi * k / steps))
         gamma = gamma_final + (gamma_init - gamma_final) * cos
         alpha = alpha_final + (alpha_init - alpha_final) * cos
-        _, m, g = tracker.margin_and_grad(x + delta)
-        g = -box_free(-g, x + delta, box)
+        point = x + delta
+        _, m, g = tracker.margin_and_grad(point)
+        g = -box_free(-g, point, box)
         norm = flat_norm(delta).view(-1)
         adv = m < 0
         improved = adv & (norm < best_norm)
-        best = torch.where(improved.view(shape), x + delta, best)
+        best = torch.where(improved.view(shape), point, best)
         best_norm = torch.where(improved, norm, best_norm)
         seen_adv |= adv
         g_norm = flat_norm(g).view(-1).clamp_min(1e-12)
         grow = torch.where(seen_adv, eps * (1 + gamma), norm + m / g_norm)
         eps = torch.where(adv, torch.minimum(eps, norm) * (1 - gamma), grow)
-        delta = delta - alpha * g / g_norm.view(shape)
-        delta = delta * torch.clamp(
-            eps.view(shape) / flat_norm(delta).clamp_min(1e-12), max=1.0
-        )
+        delta = delta - (alpha / g_norm).view(shape) * g
+        delta = delta * (eps / flat_norm(delta).view(-1).clamp_min(1e-12)).clamp(
+            max=1.0
+        ).view(shape)
         delta = project_box(x + delta, box) - x
     last = margin(tracker.outputs(x + delta), tracker.labels, tracker.target)
     final_better = (last < 0) & (flat_norm(delta).view(-1) < best_norm)
