@@ -264,8 +264,28 @@ def test_other_input_sources(app):
     check(app.radio(key="source").set_value("Draw").run())
     assert any("The canvas is empty" in w for w in texts(app.warning))
     assert not app.metric
+    check(app.radio(key="source").set_value("Built-in digit").run())
+    app.selectbox(key="builtin_digit").set_value("8")
+    check(app.run())
+    assert result(app)[0][0].startswith("8 → 0"), result(app)
     check(app.radio(key="source").set_value("Test image").run())
     assert metrics(app)
+
+
+def test_without_a_data_folder_the_explorer_still_works(monkeypatch, tmp_path):
+    """A fresh machine without ../shared: a warning, then the built-in example."""
+    import streamlit as st
+
+    monkeypatch.setenv("LIPNET_DATA", str(tmp_path / "missing"))
+    st.cache_resource.clear()
+    st.cache_data.clear()
+    try:
+        at = start()
+        assert any("No test images" in w for w in texts(at.warning))
+        assert metrics(at)["Certified radius r"] != "none"
+    finally:
+        st.cache_resource.clear()
+        st.cache_data.clear()
 
 
 # --------------------------------------------------------------------------

@@ -913,3 +913,14 @@ def test_grace_hopper() -> None:
     assert float(x.min()) >= 0.0 and float(x.max()) <= 1.0 and float(x.std()) > 0.1
     from_bytes = data.load_image(encode(img, "PNG"), RGB_SPEC)
     assert torch.allclose(from_bytes, x, atol=1e-6)
+
+
+def test_rendered_digits_need_no_dataset():
+    from lipnet.data import rendered_digit
+
+    img = rendered_digit(8)
+    assert img.size == (28, 28) and img.mode == "L"
+    a = np.asarray(img)
+    assert a[0].max() == 0 and a.max() == 255  # white ink, black border, like MNIST
+    with pytest.raises(ValueError, match="digit"):
+        rendered_digit(12)

@@ -9,7 +9,13 @@ from PIL import Image
 
 from dashboard import state, views
 from lipnet.attacks import METHOD_LABELS, AttackError, AttackResult, counterfactual
-from lipnet.data import ImageError, grace_hopper_face, image_to_tensor, load_image
+from lipnet.data import (
+    ImageError,
+    grace_hopper_face,
+    image_to_tensor,
+    load_image,
+    rendered_digit,
+)
 from lipnet.explain import ATTRIBUTION_LABELS, attribute
 
 INTRO = """
@@ -24,6 +30,7 @@ beside its unconstrained twin (and the other way round).
 SOURCES = [
     "Test image",
     "Grace Hopper (built-in face)",
+    "Built-in digit",
     "Upload an image",
     "Camera",
     "Draw",
@@ -47,21 +54,31 @@ def pick_input(choice: state.Choice) -> torch.Tensor | None:
     """The input widgets; returns the model-ready (1, C, H, W) tensor or None."""
     spec = choice.spec
     channels = spec["input_shape"][0]
-    sources = SOURCES if channels == 1 else SOURCES[:4]
+    digits = channels == 1 and any(c.isdigit() for c in spec.get("classes", []))
+    sources = [
+        s
+        for s in SOURCES
+        if (s != "Draw" or channels == 1) and (s != "Built-in digit" or digits)
+    ]
+    if st.session_state.get("source") not in sources:  # e.g. "Draw" on a face model
+        st.session_state["source"] = sources[0]
     source = st.radio("Input", sources, horizontal=True, key="source")
     if source == "Test image":
         images = state.gallery(choice.key, st.session_state.get("gallery_size", 48))
         if isinstance(images, str):
             st.warning(
-                images + " Set LIPNET_DATA to a data folder, or use another input."
+                images + " Set LIPNET_DATA to a data folder; meanwhile here is the "
+                "built-in example."
             )
-            return None
+            return builtin_example(spec, digits)
         x, y = images
         i = st.slider("Test image", 0, len(x) - 1, 0, key="gallery_index")
         st.caption(f"Test image #{i}, true class: **{spec['classes'][int(y[i])]}**")
         return x[i : i + 1].clone()  # never a view into the shared gallery
     if source.startswith("Grace Hopper"):
         return image_to_tensor(grace_hopper_face(), spec)
+    if source == "Built-in digit":
+        return builtin_example(spec, digits)
     if source == "Draw":
         return _drawing(spec)
     if source == "Camera":
@@ -76,6 +93,15 @@ def pick_input(choice: state.Choice) -> torch.Tensor | None:
     except ImageError as e:
         st.error(f"This image cannot be used: {e}")
         return None
+
+
+def builtin_example(spec: dict, digits: bool) -> torch.Tensor:
+    """A digit rendered from a font (digit models) or Grace Hopper's face."""
+    if not digits:
+        return image_to_tensor(grace_hopper_face(), spec)
+    classes = [c for c in spec["classes"] if c.isdigit()]
+    digit = st.selectbox("Digit", classes, key="builtin_digit")
+    return image_to_tensor(rendered_digit(int(digit)), spec, invert=False)
 
 
 def _drawing(spec: dict) -> torch.Tensor | None:

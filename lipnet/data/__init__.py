@@ -27,6 +27,7 @@ from .images import (
     grace_hopper_face,
     image_to_tensor,
     load_image,
+    rendered_digit,
     tensor_to_image,
 )
 from .mnist import (
@@ -67,5 +68,6 @@ __all__ = [
     "mnist_binary",
     "read_celeba_attributes",
     "read_idx",
+    "rendered_digit",
     "tensor_to_image",
 ]

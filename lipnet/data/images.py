@@ -336,3 +336,27 @@ def grace_hopper_face() -> Image.Image:
     """Grace Hopper's face, cropped square and framed like the CelebA images
     the face models were trained on (the full portrait shows her uniform)."""
     return grace_hopper().crop(GRACE_HOPPER_FACE_BOX)
+
+
+def rendered_digit(digit: int, size: int = 28) -> Image.Image:
+    """A digit drawn with Pillow's bundled font, white on black like MNIST.
+
+    A built-in example that needs no dataset: it is rendered, not taken
+    from MNIST, so the dashboard shows a digit model at work anywhere.
+    """
+    from PIL import ImageDraw, ImageFont
+
+    if not 0 <= int(digit) <= 9:
+        raise ValueError(f"digit must be 0..9, got {digit!r}")
+    img = Image.new("L", (size, size), 0)
+    font = ImageFont.load_default(size=round(size * 0.86))
+    ImageDraw.Draw(img).text(
+        (size / 2, size / 2),
+        str(int(digit)),
+        fill=255,
+        font=font,
+        anchor="mm",
+        stroke_width=max(1, size // 28),
+        stroke_fill=255,
+    )
+    return img
