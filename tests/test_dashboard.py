@@ -432,3 +432,35 @@ def test_every_shipped_model(_warm, name):
         assert f"→ {target} (flipped)" in head or head.endswith("(not flipped)")
     else:
         assert not [s for s in at.selectbox if s.key == "target"]
+
+
+# --------------------------------------------------------------------------
+# The other pages
+
+
+def test_report_page_runs_in_batches_and_offers_the_csv(app):
+    check(app.switch_page("app_pages/report.py").run())
+    assert texts(app.info)  # nothing computed before the button
+    app.slider(key="report_n").set_value(20)
+    app.select_slider(key="report_batch").set_value(10)
+    check(app.button(key="report_run").click().run())
+    m = {x.label: x.value for x in app.metric}
+    assert m["Images"] == "20" and m["Clean accuracy"].endswith("%")
+    assert float(m["Median found / radius"]) >= 1.0 - 1e-3
+    assert any("CSV" in b.label for b in app.get("download_button"))
+
+
+def test_playground_page_trains_both_networks(app):
+    check(app.switch_page("app_pages/playground.py").run())
+    labels = [x.label for x in app.metric]
+    assert "hKR (1-Lipschitz): training accuracy" in labels
+    assert "unconstrained: training accuracy" in labels
+    assert any("certified disc of radius" in c.value for c in app.caption)
+
+
+def test_model_card_page_shows_bounds_and_downloads(app):
+    check(app.switch_page("app_pages/model_card.py").run())
+    m = {x.label: x.value for x in app.metric}
+    assert m["Declared Lipschitz constant"] == "1"
+    assert float(m["Measured upper bound (now)"]) <= 1 + 1e-3
+    assert len(app.get("download_button")) == 2
