@@ -130,12 +130,12 @@ def certified_accuracy(
     """
     lip, head = certificate_params(model)
     radii, classes = [], []
-    model.eval()
-    for x, y in _batches(loader):
-        with torch.no_grad():
-            out = model(x)
-        radii.append(radius_from_outputs(out, lip, head, y).cpu())
-        classes.append(_as_class_index(y, head).cpu())
+    with eval_mode(model):
+        for x, y in _batches(loader):
+            with torch.no_grad():
+                out = model(x)
+            radii.append(radius_from_outputs(out, lip, head, y).cpu())
+            classes.append(_as_class_index(y, head).cpu())
     r, c = torch.cat(radii), torch.cat(classes)
     return {float(eps): _rate(r, c, eps, balanced) for eps in eps_list}
 
@@ -249,21 +249,20 @@ def lipschitz_lower_bound(model: nn.Module, data: Tensor, steps: int = 20) -> fl
     locally constant, so the search moves by small random steps instead.)
     """
     head = getattr(model, "head", "lipschitz")
-    model.eval()
     x = data.detach().clone().requires_grad_(True)
     opt = torch.optim.Adam([x], lr=0.01)
     gen = torch.Generator().manual_seed(0)
     best = 0.0
-    for _ in range(max(steps, 1)):
-        norms = _local_constants(model, x, head)
-        best = max(best, float(norms.detach().max()))
-        if norms.requires_grad:
-            opt.zero_grad()
-            (-norms.sum()).backward()
-            opt.step()
-        else:  # piecewise-linear network: the gradient is locally constant
-            with torch.no_grad():
-                x.add_(0.05 * torch.randn(x.shape, generator=gen).to(x))
+    with eval_mode(model):
+        for _ in range(max(steps, 1)):
+            norms = _local_constants(model, x, head)
+            best = max(best, float(norms.detach().max()))
+            if norms.requires_grad:  # gradient for x only: the model is untouched
+                (x.grad,) = torch.autograd.grad(-norms.sum(), x)
+                opt.step()
+            else:  # piecewise-linear network: the gradient is locally constant
+                with torch.no_grad():
+                    x.add_(0.05 * torch.randn(x.shape, generator=gen).to(x))
     return best
 
 

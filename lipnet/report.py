@@ -50,8 +50,10 @@ def iter_report(
     batch_size: int = 50,
     fmn_steps: int = 100,
 ) -> Iterator[list[Row]]:
-    """Yield the rows of each batch of (x, y) as soon as it is done."""
-    model.eval()
+    """Yield the rows of each batch of (x, y) as soon as it is done.
+
+    The model should be in eval mode (a loaded model is); it is not switched.
+    """
     for start in range(0, len(x), batch_size):
         xb, yb = x[start : start + batch_size], y[start : start + batch_size]
         with torch.no_grad():

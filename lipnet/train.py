@@ -8,6 +8,7 @@ model folder whose card records all of it and the command to reproduce it.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import platform
 import time
@@ -407,6 +408,4 @@ def train(
 
 
 def _ids_digest(ids: Sequence[str]) -> str:
-    import hashlib
-
     return hashlib.sha256("\n".join(ids).encode()).hexdigest()
