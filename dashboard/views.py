@@ -21,6 +21,7 @@ NEUTRAL = "#7570b3"
 DIFF_SCALE = 0.5  # difference maps span [-0.5, 0.5] for every model
 DIFF_COLORS = "RdBu_r"
 HEIGHT = 300
+VIEW_SIZE = 280  # pixels across an image view
 
 
 def _layout(fig: go.Figure, title: str, height: int = HEIGHT) -> go.Figure:
@@ -206,27 +207,60 @@ def path_figure(path: dict[str, torch.Tensor], label: str) -> go.Figure:
 
 
 def png_bytes(x: torch.Tensor) -> bytes:
-    """One image tensor (C, H, W) as PNG bytes."""
-    return _to_png(Image.fromarray((_hw(x) * 255).round().astype(np.uint8)))
+    """One image tensor (C, H, W) as PNG bytes, at its own size."""
+    return _to_png(Image.fromarray(_uint8(_hw(x))))
+
+
+def image_png(x: torch.Tensor, size: int = VIEW_SIZE) -> bytes:
+    """An input image as a PNG `size` pixels wide, pixels kept sharp.
+
+    The explorer shows its images as PNGs rather than plotly heatmaps: a
+    browser draws an <img> for almost nothing, which matters when ten people
+    use one server (see bench/bench_load.py)."""
+    return _to_png(_enlarged(_uint8(_hw(x)), size))
+
+
+def signed_map_png(
+    values: torch.Tensor, scale: float | None = DIFF_SCALE, size: int = VIEW_SIZE
+) -> bytes:
+    """A signed map as a PNG on the diverging scale of `signed_map_figure`."""
+    return _to_png(_enlarged(_uint8(_signed_rgb(values, scale)), size))
 
 
 def views_png(
     original: torch.Tensor, counterfactual: torch.Tensor, scale: int = 8
 ) -> bytes:
     """The three views side by side (original | counterfactual | difference) as PNG."""
-    import matplotlib
-
-    cmap = matplotlib.colormaps[DIFF_COLORS]
-    diff = (counterfactual - original).detach().cpu().sum(dim=0).numpy()
-    rgb_diff = cmap(np.clip(diff / (2 * DIFF_SCALE) + 0.5, 0, 1))[..., :3]
     tiles = []
-    for a in (_hw(original), _hw(counterfactual), rgb_diff):
+    diff = _signed_rgb(counterfactual - original)
+    for a in (_hw(original), _hw(counterfactual), diff):
         a = np.repeat(a[..., None], 3, axis=2) if a.ndim == 2 else a
-        tiles.append((a * 255).round().astype(np.uint8))
+        tiles.append(_uint8(a))
     gap = np.full((tiles[0].shape[0], 2, 3), 255, dtype=np.uint8)
     strip = np.concatenate([tiles[0], gap, tiles[1], gap, tiles[2]], axis=1)
-    img = Image.fromarray(strip)
-    return _to_png(img.resize((img.width * scale, img.height * scale), Image.NEAREST))
+    return _to_png(_enlarged(strip, strip.shape[1] * scale))
+
+
+def _signed_rgb(values: torch.Tensor, scale: float | None = DIFF_SCALE) -> np.ndarray:
+    """(C, H, W) signed values, summed over channels → (H, W, 3) RGB in [0, 1]:
+    white at 0, full colour at ±scale (± the largest magnitude if None)."""
+    import matplotlib
+
+    a = values.detach().cpu().sum(dim=0).numpy()
+    limit = scale if scale is not None else float(np.abs(a).max() or 1.0)
+    cmap = matplotlib.colormaps[DIFF_COLORS]
+    return cmap(np.clip(a / (2 * limit) + 0.5, 0, 1))[..., :3]
+
+
+def _uint8(a: np.ndarray) -> np.ndarray:
+    return (np.clip(a, 0, 1) * 255).round().astype(np.uint8)
+
+
+def _enlarged(a: np.ndarray, width: int) -> Image.Image:
+    """Nearest-neighbour upscaling by a whole factor: every pixel a sharp square."""
+    img = Image.fromarray(a)
+    factor = max(1, width // img.width)
+    return img.resize((img.width * factor, img.height * factor), Image.NEAREST)
 
 
 def _to_png(img: Image.Image) -> bytes:

@@ -58,6 +58,10 @@ RESULT_FOR = """([index, previous]) => {
     return metrics.map(m => m.innerText).join('|') !== previous;
 }"""
 
+SAME_METRICS = """([previous]) =>
+    [...document.querySelectorAll('[data-testid="stMetric"]')]
+        .map(m => m.innerText).join('|') === previous"""
+
 
 # --------------------------------------------------------------------------
 # Fixtures: one server and one browser per module, a fresh session per test
@@ -81,7 +85,8 @@ def page(server, browser):
     page = context.new_page()
     page.goto(server.url, timeout=FIRST_LOAD_MS)
     wait(page, IDLE, "the first run of the explorer", FIRST_LOAD_MS)
-    expect(page.get_by_text("Certified radius r")).to_be_visible(timeout=STEP_MS)
+    # Idle can come a moment before the last element is drawn: wait for all three.
+    expect(page.locator('[data-testid="stMetric"]')).to_have_count(3, timeout=STEP_MS)
     no_exception(page)
     yield page
     context.close()
@@ -187,6 +192,19 @@ def move_slider(page: Page, key: str, index: int) -> float:
     return elapsed
 
 
+def image_with(page: Page, caption: str):
+    """The image(s) whose caption contains `caption`."""
+    return page.locator('[data-testid="stImage"]').filter(has_text=caption)
+
+
+def images_loaded(page: Page) -> int:
+    """How many of the page's images the browser has fetched and decoded."""
+    return page.evaluate(
+        """() => [...document.querySelectorAll('[data-testid="stImage"] img')]
+            .filter(img => img.complete && img.naturalWidth > 0).length"""
+    )
+
+
 def choose_source(page: Page, label: str) -> None:
     page.get_by_role("radiogroup", name="Input").get_by_text(label, exact=True).click()
     idle(page, f"the input {label!r}")
@@ -203,17 +221,24 @@ def test_transport_counterfactual_on_a_test_digit(page):
     expect(image_slider(page)).to_have_value("1")
     expect(page.get_by_text("Test image #1, true class:")).to_be_visible()
 
-    # The three views (and the other figures) are plotly charts in the DOM.
-    for title in (
+    # The image views are PNGs the browser has decoded; the plots are plotly.
+    for caption in (
         "Original: ",
         "Counterfactual: ",
         "Difference (counterfactual − original)",
-        "Certified margin vs the attack",
-        "The path: margin vs distance",
+        "(no certificate)",
+        "Saliency",
     ):
+        expect(image_with(page, caption).first).to_be_visible()
+    assert images_loaded(page) >= 9
+    for title in ("Certified margin vs the attack", "The path: margin vs distance"):
         chart = page.locator(".js-plotly-plot").filter(has_text=title)
         expect(chart.first).to_be_visible()
-    assert page.locator(".js-plotly-plot").count() >= 10
+    # On request the three views become plots with every pixel's value on hover.
+    page.get_by_text("Pixel values on hover").click()
+    hover = page.locator(".js-plotly-plot").filter(has_text="Original: ")
+    expect(hover).to_be_visible()
+    idle(page, "the interactive views")
 
     headline = page.locator("h3").filter(has_text="→").first.inner_text()
     assert "(flipped)" in headline or "(not flipped)" in headline
@@ -235,11 +260,7 @@ def test_baseline_has_no_certificate(page):
     expect(warning.first).to_contain_text("This model is unconstrained")
     assert metric_value(page, "Certified radius r") == "none"
     assert page.locator('[data-testid="stAlertContentSuccess"]').count() == 0
-    expect(
-        page.locator(".js-plotly-plot").filter(
-            has_text=re.compile(r"mnist08-hkr\s*\(certified\)")
-        )
-    ).to_be_visible()
+    expect(image_with(page, "mnist08-hkr (certified)")).to_be_visible()
     # The choice holds through the next interaction.
     move_slider(page, "ArrowRight", 1)
     assert metric_value(page, "Certified radius r") == "none"
@@ -298,7 +319,7 @@ def test_bad_model_upload_keeps_the_page_working(page):
     assert "not valid JSON" in error.inner_text()
     box = sidebar.get_by_role("combobox", name="Model")
     expect(box).to_have_value("mnist08-hkr · certified")
-    assert metric_texts(page) == before
+    wait(page, SAME_METRICS, "the result from before the upload", arg=[before])
     full_screenshot(page, SCREENSHOTS / "bad-model-upload.png")
 
     # The page keeps working: a new test image gives a new certificate.
@@ -352,3 +373,110 @@ def digit_png() -> bytes:
     buf = io.BytesIO()
     Image.fromarray((ring * 255).astype(np.uint8)).save(buf, format="PNG")
     return buf.getvalue()
+
+
+# --------------------------------------------------------------------------
+# The other pages
+
+
+def open_page(page: Page, link: str, heading: str) -> None:
+    """Follow a link of the sidebar's navigation and wait for the page."""
+    nav = page.locator('[data-testid="stSidebarNav"]')
+    nav.get_by_role("link", name=link).click()
+    expect(page.get_by_role("heading", name=heading)).to_be_visible()
+    idle(page, f"the page {link!r}")
+
+
+def download(page: Page, label: str, folder: Path) -> Path:
+    """Click a download button and save what the browser receives."""
+    with page.expect_download() as info:
+        page.get_by_role("button", name=label).click()
+    path = folder / info.value.suggested_filename
+    info.value.save_as(path)
+    return path
+
+
+def test_report_page_runs_and_opens_the_least_robust_input(page, tmp_path):
+    open_page(page, "Robustness report", "Robustness report")
+    expect(page.get_by_text("Choose how many test images")).to_be_visible()
+    slider = page.get_by_role("slider", name="Test images")
+    slider.focus()
+    page.keyboard.press("Home")
+    expect(slider).to_have_value("10")
+    idle(page, "10 test images chosen")
+    page.get_by_role("button", name="Run the report").click()
+    images = page.locator('[data-testid="stMetric"]').filter(has_text="Images")
+    expect(images).to_contain_text("10")
+    idle(page, "the report on 10 images")
+    for title in ("Accuracy under L2 perturbations", "Certified radius", "ratio"):
+        chart = page.locator(".js-plotly-plot").filter(has_text=title)
+        expect(chart.first).to_be_visible()
+    ratio = float(metric_value(page, "Median found / radius"))
+    assert ratio >= 1.0 - 1e-3, "an attack beat a certificate"
+    full_screenshot(page, SCREENSHOTS / "report-mnist08-hkr.png")
+
+    csv = download(page, "Download per-image results (CSV)", tmp_path)
+    lines = csv.read_text().strip().splitlines()
+    assert len(lines) == 11 and "radius" in lines[0]
+
+    weakest = image_with(page, "r = ").first
+    index = int(re.match(r"#(\d+):", weakest.inner_text().strip()).group(1))
+    opens = page.locator('[data-testid="stButton"]').filter(has_text="Open")
+    opens.first.click()
+    expect(page.get_by_role("heading", name="Counterfactual explorer")).to_be_visible()
+    expect(page.get_by_text(f"Test image #{index}, true class:")).to_be_visible()
+    idle(page, "the explorer on the least robust input")
+    expect(page.get_by_text("Certified radius r")).to_be_visible()
+
+
+def test_playground_page_trains_and_certifies_a_point(page):
+    open_page(page, "2D playground", "2D playground")
+    for label in ("hKR (1-Lipschitz): training accuracy", "unconstrained: training"):
+        metric = page.locator('[data-testid="stMetric"]').filter(has_text=label)
+        expect(metric).to_contain_text("%")
+    for title in ("hKR (1-Lipschitz)", "unconstrained", "Is |f| a distance?"):
+        chart = page.locator(".js-plotly-plot").filter(has_text=title)
+        expect(chart.first).to_be_visible()
+    disc = page.get_by_text("certified disc of radius")
+    before = disc.inner_text()
+    point = page.get_by_role("spinbutton", name="Your point: x")
+    point.fill("1.2")
+    point.press("Enter")
+    expect(disc).not_to_have_text(before)
+    idle(page, "the playground with a new point")
+    f = float(re.search(r"f\(point\) = ([+-][\d.]+)", disc.inner_text()).group(1))
+    radius = float(re.search(r"radius (\d+\.\d+)", disc.inner_text()).group(1))
+    assert radius == pytest.approx(abs(f), abs=2e-3)  # |f| is the radius (L = 1)
+    full_screenshot(page, SCREENSHOTS / "playground.png")
+
+
+def test_model_card_page_exports_a_model_that_computes_the_same(page, tmp_path):
+    import zipfile
+
+    import torch
+
+    import lipnet
+
+    open_page(page, "Model card", "Model card: mnist08-hkr")
+    assert metric_value(page, "Declared Lipschitz constant") == "1"
+    assert float(metric_value(page, "Measured upper bound (now)")) <= 1 + 1e-3
+    expect(page.locator(".js-plotly-plot").filter(has_text="Certified")).to_be_visible()
+    full_screenshot(page, SCREENSHOTS / "model-card.png")
+
+    archive = download(page, "Plain-layer export", tmp_path)
+    with zipfile.ZipFile(archive) as z:
+        names = set(z.namelist())
+        folder = "mnist08-hkr-plain"
+        assert {f"{folder}/spec.json", f"{folder}/weights.safetensors"} <= names
+        z.extractall(tmp_path)
+    plain = lipnet.load(tmp_path / folder)
+    model = lipnet.load(MODELS["mnist08-hkr"])
+    x = torch.rand(16, 1, 28, 28)
+    with torch.no_grad():
+        torch.testing.assert_close(plain(x), model(x), atol=1e-5, rtol=0)
+
+    choose_model(page, "mnist08-baseline")
+    expect(
+        page.get_by_role("heading", name="Model card: mnist08-baseline")
+    ).to_be_visible()
+    expect(page.get_by_text("This model is unconstrained")).to_be_visible()

@@ -79,6 +79,13 @@ def chart_titles(at: AppTest) -> list[str]:
     return titles
 
 
+def image_captions(at: AppTest) -> list[str]:
+    """The captions of the page's images; every image is a lossless PNG."""
+    images = [img for element in at.get("image") for img in element.proto.imgs]
+    assert all(img.url.endswith(".png") for img in images), "JPEG blurs pixels"
+    return [img.caption for img in images]
+
+
 def texts(elements) -> list[str]:
     return [e.value for e in elements]
 
@@ -121,18 +128,19 @@ def test_explorer_loads_with_the_views_and_the_certificate(app):
     for section in ("The path", "Side by side with the twin", "Attributions"):
         assert section in heads
 
-    titles = chart_titles(app)
-    assert titles[:3] == [
+    captions = image_captions(app)
+    assert captions[:4] == [
+        "What the network sees",
         "Original: 0",
         "Counterfactual: 8",
         "Difference (counterfactual − original)",
     ]
-    for title in ("Scores before and after", "Certified margin vs the attack"):
-        assert title in titles
-    assert any(
-        t.replace("<br>", " ").startswith("mnist08-baseline (no certificate)")
-        for t in titles
-    )
+    assert any(c.startswith("mnist08-baseline (no certificate)") for c in captions)
+    assert chart_titles(app) == [
+        "Scores before and after",
+        "Certified margin vs the attack",
+        "The path: margin vs distance",
+    ]
 
     m = metrics(app)
     assert list(m) == [
@@ -161,6 +169,26 @@ def test_explorer_loads_with_the_views_and_the_certificate(app):
 # Interactions
 
 
+def test_hover_toggle_shows_pixel_values(app):
+    before = result(app)
+    check(app.toggle(key="hover").set_value(True).run())
+    charts = {
+        json.loads(c.proto.spec)["layout"]["title"]["text"]: json.loads(c.proto.spec)
+        for c in app.get("plotly_chart")
+    }
+    original = charts["Original: 0"]["data"][0]
+    assert (
+        original["type"] == "heatmap" and "value %{z:.3f}" in original["hovertemplate"]
+    )
+    difference = charts["Difference (counterfactual − original)"]["data"][0]
+    assert (difference["zmin"], difference["zmax"]) == (-0.5, 0.5)
+    captions = image_captions(app)
+    assert "Original: 0" not in captions and "What the network sees" in captions
+    assert result(app) == before  # same result, only drawn differently
+    check(app.toggle(key="hover").set_value(False).run())
+    assert "Original: 0" in image_captions(app)
+
+
 def test_switching_to_the_baseline_shows_no_certificate(app):
     before = result(app)
     check(app.sidebar.selectbox(key="model_key").set_value("mnist08-baseline").run())
@@ -172,10 +200,9 @@ def test_switching_to_the_baseline_shows_no_certificate(app):
     assert not app.success
     (warning,) = texts(app.warning)
     assert "no certificate" in warning
-    assert any(
-        t.replace("<br>", " ").startswith("mnist08-hkr (certified)")
-        for t in chart_titles(app)
-    ), "the twin of the baseline is the certified model"
+    assert any(c.startswith("mnist08-hkr (certified)") for c in image_captions(app)), (
+        "the twin of the baseline is the certified model"
+    )
 
     # The choice survives the next interaction (the sidebar reruns too).
     check(app.slider(key="gallery_index").set_value(2).run())
@@ -250,9 +277,9 @@ def test_method_parameters_change_the_result(app):
     check(app.slider(key="step_size").set_value(0.3).run())
     assert result(app) != before
     check(app.slider(key="path_step").set_value(0).run())
-    assert any(t.startswith("Step 0: margin ") for t in chart_titles(app))
+    assert any(c.startswith("Step 0: margin ") for c in image_captions(app))
     check(app.selectbox(key="attribution").set_value("integrated_gradients").run())
-    assert any(t.endswith("Integrated Gradients") for t in chart_titles(app))
+    assert any(c.endswith("Integrated Gradients") for c in image_captions(app))
 
 
 def test_other_input_sources(app):

@@ -27,6 +27,10 @@ the hKR loss, such a network's shortest way to the other class is a
 fooled by noise. Pick an input and a method; each certified model is shown
 beside its unconstrained twin (and the other way round).
 """
+DIFF_LEGEND = (
+    "Difference maps share one fixed scale for every model: red = the pixel got "
+    f"brighter, blue = darker, full colour at ±{views.DIFF_SCALE}."
+)
 SOURCES = [
     "Test image",
     "Grace Hopper (built-in face)",
@@ -45,9 +49,10 @@ def run_attack(key: str, x: np.ndarray, method: str, params: tuple) -> AttackRes
 
 
 @st.cache_data(max_entries=256, ttl=3600, show_spinner=False)
-def run_attribution(key: str, x: np.ndarray, method: str) -> torch.Tensor:
-    """One cached attribution map."""
-    return attribute(state.model_by_key(key), torch.from_numpy(x), method)
+def attribution_png(key: str, x: np.ndarray, method: str) -> bytes:
+    """One cached attribution map, on a scale symmetric around its largest value."""
+    a = attribute(state.model_by_key(key), torch.from_numpy(x), method)
+    return views.signed_map_png(a[0], scale=None)
 
 
 def pick_input(choice: state.Choice) -> torch.Tensor | None:
@@ -208,7 +213,11 @@ def main() -> None:
     if x is None:
         st.stop()
     with left:
-        st.image(views.png_bytes(x[0]), caption="What the network sees", width=140)
+        st.image(
+            views.image_png(x[0], size=140),
+            caption="What the network sees",
+            output_format="PNG",
+        )
     target = params.pop("target", None)
     key_params = (*sorted(params.items()), ("target", target))
     x_np = x.numpy()
@@ -221,14 +230,15 @@ def main() -> None:
     show_result(choice, v, x_np)
 
 
-@st.cache_data(max_entries=128, ttl=3600, show_spinner=False)
+@st.cache_resource(max_entries=128, ttl=3600, show_spinner=False)
 def result_views(
     key: str, twin_key: str | None, x: np.ndarray, method: str, params: tuple
 ) -> dict:
-    """Every figure and download of one result, built once per input.
+    """Every view and download of one result, built once per input.
 
-    Plotly figures cost milliseconds each to build; cached, a rerun that only
-    redraws (another session's burst, a widget elsewhere) costs nothing here.
+    A resource cache, not a data cache: the views are read-only and shared by
+    all sessions as they are, so a rerun neither rebuilds nor unpickles them
+    (unpickling a plotly figure re-validates it, milliseconds each).
     """
     model = state.model_by_key(key)
     classes, certified = model.spec["classes"], model.head != "none"
@@ -246,12 +256,16 @@ def result_views(
         "flipped": bool(result.success[0]),
         "radius": radius,
         "distance": distance,
+        "result": result,
+        "titles": [
+            f"Original: {before}",
+            f"Counterfactual: {after}",
+            "Difference (counterfactual − original)",
+        ],
         "three": [
-            views.image_figure(result.x[0], f"Original: {before}"),
-            views.image_figure(result.x_adv[0], f"Counterfactual: {after}"),
-            views.signed_map_figure(
-                result.delta[0], "Difference (counterfactual − original)"
-            ),
+            views.image_png(result.x[0]),
+            views.image_png(result.x_adv[0]),
+            views.signed_map_png(result.delta[0]),
         ],
         "scores": views.scores_figure(
             result.outputs_before[0], result.outputs_after[0], classes
@@ -276,10 +290,10 @@ def result_views(
             name = state.model_by_key(name).spec.get("name", name)
             views_out["twin"].append(
                 (
-                    views.image_figure(res.x_adv[0], f"{name}<br>({tag})"),
-                    f"‖δ‖₂ = {float(res.l2[0]):.2f}, "
+                    views.image_png(res.x_adv[0]),
+                    f"{name} ({tag}): ‖δ‖₂ = {float(res.l2[0]):.2f}, "
                     + ("flipped" if bool(res.success[0]) else "not flipped"),
-                    views.signed_map_figure(res.delta[0], f"{name}<br>difference"),
+                    views.signed_map_png(res.delta[0]),
                 )
             )
     return views_out
@@ -288,8 +302,7 @@ def result_views(
 def show_result(choice: state.Choice, v: dict, x_np: np.ndarray) -> None:
     """Lay out the views of one result and its twin's."""
     st.subheader(v["headline"])
-    for col, fig in zip(st.columns(3), v["three"], strict=True):
-        col.plotly_chart(fig, width="stretch")
+    show_views(v)
     left, right = st.columns([2, 3])
     left.plotly_chart(v["scores"], width="stretch")
     with right:
@@ -314,6 +327,27 @@ def show_result(choice: state.Choice, v: dict, x_np: np.ndarray) -> None:
 
 
 @st.fragment
+def show_views(v: dict) -> None:
+    """Original, counterfactual and difference: sharp images, or on request
+    interactive plots that show every pixel's value on hover."""
+    hover = st.toggle("Pixel values on hover", key="hover")
+    cols = st.columns(3)
+    if hover:
+        r = v["result"]
+        figures = [
+            views.image_figure(r.x[0], v["titles"][0]),
+            views.image_figure(r.x_adv[0], v["titles"][1]),
+            views.signed_map_figure(r.delta[0], v["titles"][2]),
+        ]
+        for col, fig in zip(cols, figures, strict=True):
+            col.plotly_chart(fig, width="stretch")
+    else:
+        for col, png, title in zip(cols, v["three"], v["titles"], strict=True):
+            col.image(png, caption=title, width="stretch", output_format="PNG")
+    st.caption(DIFF_LEGEND)
+
+
+@st.fragment
 def show_path(v: dict) -> None:
     """The trajectory: moving the step slider reruns only this fragment."""
     st.subheader("The path")
@@ -321,11 +355,11 @@ def show_path(v: dict) -> None:
     left, right = st.columns([1, 2])
     with left:
         t = st.slider("Step", 0, len(frames) - 1, len(frames) - 1, key="path_step")
-        st.plotly_chart(
-            views.image_figure(
-                frames[t, 0], f"Step {t}: margin {float(path['margin'][t]):.3f}"
-            ),
+        st.image(
+            views.image_png(frames[t, 0]),
+            caption=f"Step {t}: margin {float(path['margin'][t]):.3f}",
             width="stretch",
+            output_format="PNG",
         )
     with right:
         st.plotly_chart(v["path_figure"], width="stretch")
@@ -346,9 +380,11 @@ def show_twin(pairs: list) -> None:
     )
     cols = st.columns(4)
     for i, (image, caption, diff) in enumerate(pairs):
-        cols[2 * i].plotly_chart(image, width="stretch")
-        cols[2 * i].caption(caption)
-        cols[2 * i + 1].plotly_chart(diff, width="stretch")
+        for col, png, text in (
+            (2 * i, image, caption),
+            (2 * i + 1, diff, "its difference"),
+        ):
+            cols[col].image(png, caption=text, width="stretch", output_format="PNG")
 
 
 def show_attributions(choice: state.Choice, x_np: np.ndarray) -> None:
@@ -362,14 +398,17 @@ def show_attributions(choice: state.Choice, x_np: np.ndarray) -> None:
     keys = [choice.key] + ([choice.twin_key] if choice.twin_key else [])
     cols = st.columns(len(keys))
     for col, key in zip(cols, keys, strict=True):
-        a = run_attribution(key, x_np, method)
         name = state.model_by_key(key).spec.get("name", key)
-        col.plotly_chart(
-            views.signed_map_figure(
-                a[0], f"{name}: {ATTRIBUTION_LABELS[method]}", scale=None
-            ),
+        col.image(
+            attribution_png(key, x_np, method),
+            caption=f"{name}: {ATTRIBUTION_LABELS[method]}",
             width="stretch",
+            output_format="PNG",
         )
+    st.caption(
+        "Red pushes the score of the predicted class up, blue pushes it down; "
+        "each map is scaled to its own largest value."
+    )
 
 
 main()

@@ -77,7 +77,11 @@ for col, row in zip(cols, weakest, strict=False):
         if row.radius is not None
         else f"flip at {row.found_l2:.2f}"
     )
-    col.image(views.png_bytes(x[row.index]), caption=f"#{row.index}: {label}", width=90)
+    col.image(
+        views.image_png(x[row.index], size=90),
+        caption=f"#{row.index}: {label}",
+        output_format="PNG",
+    )
     if col.button("Open", key=f"open_{row.index}"):
         st.session_state.source = "Test image"
         st.session_state.gallery_size = max(row.index + 1, 48)
