@@ -23,9 +23,10 @@ through the counterfactual explorer with Playwright's async API:
      is cached by then, so this is the cost of a rerun and its rendering.
 
 An interaction's latency runs from the action (the click) until the new
-result is rendered: the same wait as tests/test_browser.py (script not
-running, no stale element, the caption of the expected test image, three
-metrics whose text differs from before the action). Should a result be
+result is rendered (checked every 50 ms, not at every animation frame: see
+POLL_MS in tests/browser_helpers.py): the same wait as tests/test_browser.py
+(script not running, no stale element, the caption of the expected test
+image, three metrics whose text differs from before the action). Should a result be
 identical to the previous one, the wait also ends once a run that started
 after the action is over (counted as "unchanged" in the report).
 
@@ -74,6 +75,7 @@ for p in (ROOT, ROOT / "tests"):
         sys.path.insert(0, str(p))
 
 from browser_helpers import (  # noqa: E402
+    POLL_MS,
     SLIDER_TRACK,
     DashboardServer,
     launch_chromium_async,
@@ -81,6 +83,8 @@ from browser_helpers import (  # noqa: E402
 )
 from playwright.async_api import Error as PlaywrightError  # noqa: E402
 from playwright.async_api import async_playwright  # noqa: E402
+from streamlit.proto.BackMsg_pb2 import BackMsg  # noqa: E402
+from streamlit.proto.ForwardMsg_pb2 import ForwardMsg  # noqa: E402
 from test_browser import IDLE, RESULT_FOR  # noqa: E402
 
 from lipnet import zoo  # noqa: E402
@@ -221,11 +225,43 @@ class Session:
         self.records: list[dict] = []
         self.first_load_s: float | None = None
         self.n_images = 0
+        # (time, "request" | "finished"): the session's rerun requests and the
+        # server's end-of-run messages, as the websocket carries them.
+        self.runs: list[tuple[float, str]] = []
+        page.on("websocket", self._watch)
+
+    def _watch(self, ws) -> None:
+        ws.on("framesent", self._sent)
+        ws.on("framereceived", self._received)
+
+    def _sent(self, payload) -> None:
+        if isinstance(payload, bytes):
+            msg = BackMsg()
+            msg.ParseFromString(payload)
+            if msg.WhichOneof("type") == "rerun_script":
+                self.runs.append((time.perf_counter(), "request"))
+
+    def _received(self, payload) -> None:
+        if isinstance(payload, bytes):
+            msg = ForwardMsg()
+            msg.ParseFromString(payload)
+            if msg.WhichOneof("type") == "script_finished":
+                self.runs.append((time.perf_counter(), "finished"))
+
+    def server_seconds(self, start: float, end: float) -> float | None:
+        """From the first rerun request after `start` to the server's last
+        end-of-run message before `end`: the server's share of an interaction,
+        without the browser's rendering."""
+        requests = [t for t, k in self.runs if k == "request" and start <= t <= end]
+        finished = [t for t, k in self.runs if k == "finished" and start <= t <= end]
+        if not requests or not finished or finished[-1] < requests[0]:
+            return None
+        return finished[-1] - requests[0]
 
     async def wait(self, js: str, what: str, arg=None):
         try:
             return await self.page.wait_for_function(
-                js, arg=arg, timeout=self.timeout_ms
+                js, arg=arg, timeout=self.timeout_ms, polling=POLL_MS
             )
         except PlaywrightError as e:
             raise RuntimeError(
@@ -274,7 +310,9 @@ class Session:
         handle = await self.wait(
             NEW_RESULT, f"the result of {kind} (round {round_})", [self.index, previous]
         )
-        elapsed = time.perf_counter() - start
+        end = time.perf_counter()
+        elapsed = end - start
+        server_s = self.server_seconds(start, end)
         outcome = await handle.json_value()
         await self.check_no_exception(kind)
         self.records.append(
@@ -283,6 +321,7 @@ class Session:
                 "round": round_,
                 "kind": kind,
                 "seconds": round(elapsed, 3),
+                "server_seconds": None if server_s is None else round(server_s, 3),
                 "result": outcome,
                 "image": self.index,
                 **info,
@@ -381,6 +420,11 @@ def summary(times: list[float]) -> dict:
     }
 
 
+def server_times(records: list[dict]) -> list[float]:
+    """The server's share of each interaction (where the websocket showed it)."""
+    return [r["server_seconds"] for r in records if r["server_seconds"] is not None]
+
+
 class CpuClock:
     """CPU seconds so far of the server's tree, of this process's other
     descendants (Playwright's driver and Chromium) and of the whole machine."""
@@ -470,6 +514,7 @@ def report(args, run: dict, sampler: ServerSampler, rss_idle: int) -> dict:
         server_cpu = sum(steps[label]["server_cpu_s"] for label in labels)
         by_kind[k] = {
             **summary([r["seconds"] for r in records if r["kind"] == k]),
+            "server": summary(server_times([r for r in records if r["kind"] == k])),
             # Server CPU per interaction and per burst (all sessions at once):
             # a burst cannot end sooner than its CPU time over the cores, nor,
             # for its pure-Python part (the GIL), sooner than that part's time.
@@ -487,10 +532,12 @@ def report(args, run: dict, sampler: ServerSampler, rss_idle: int) -> dict:
             "browsers": "one per session" if args.browser_per_session else "one",
             "server_env": dict(args.server_env),
             "server_cpus": sorted(args.server_cpus) if args.server_cpus else "all",
+            "client_nice": args.client_nice,
         },
         "interactions": {
             **summary(times),
             "worst": worst,
+            "server": summary(server_times(records)),
             "unchanged_results": sum(r["result"] == "unchanged" for r in records),
             "by_kind": by_kind,
         },
@@ -528,6 +575,7 @@ def report(args, run: dict, sampler: ServerSampler, rss_idle: int) -> dict:
         "target": {
             "worst_interaction_below_s": TARGET_S,
             "met": max(times) < TARGET_S,
+            "server_met": max(server_times(records)) < TARGET_S,
         },
         "records": records,
     }
@@ -545,6 +593,7 @@ def print_report(rep: dict) -> None:
             if c["server_cpus"] != "all"
             else ""
         )
+        + (f", browsers at nice {c['client_nice']}" if c["client_nice"] else "")
     )
     print(
         f"machine: {m['cpus']} CPUs, load average {m['loadavg_start'][0]:.2f} at "
@@ -560,11 +609,20 @@ def print_report(rep: dict) -> None:
         f"{i['p90_s']:.2f} s  worst {i['max_s']:.2f} s (session {w['session']}, "
         f"round {w['round']}, {w['kind']})"
     )
-    print("  kind          median     worst   server CPU per interaction   per burst")
+    sv = i["server"]
+    print(
+        f"  the server's share (request to its last message, without rendering): "
+        f"median {sv['median_s']:.2f} s  worst {sv['max_s']:.2f} s (n={sv['n']})"
+    )
+    print(
+        "  kind          median     worst   server: median    worst"
+        "   server CPU per interaction   per burst"
+    )
     for k, v in i["by_kind"].items():
         print(
             f"  {k:12s} {v['median_s']:6.2f} s  {v['max_s']:6.2f} s   "
-            f"{v['server_cpu_per_interaction_s']:10.3f} s"
+            f"{v['server']['median_s']:10.2f} s {v['server']['max_s']:6.2f} s"
+            f"{v['server_cpu_per_interaction_s']:17.3f} s"
             f"{v['server_cpu_per_burst_s']:19.2f} s"
         )
     if i["unchanged_results"]:
@@ -590,6 +648,8 @@ def print_report(rep: dict) -> None:
     print(
         f"target: worst interaction < {t['worst_interaction_below_s']:.0f} s: "
         + ("met" if t["met"] else f"NOT met ({i['max_s']:.2f} s)")
+        + "; the server's share: "
+        + ("met" if t["server_met"] else f"NOT met ({sv['max_s']:.2f} s)")
     )
 
 
@@ -629,6 +689,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "the others: on a machine with more cores, the server on 2 cores with "
         "the users' browsers elsewhere",
     )
+    ap.add_argument(
+        "--client-nice",
+        type=int,
+        default=0,
+        metavar="N",
+        help="run this script and its Chromium at niceness N (e.g. 19): the "
+        "server goes first on shared cores, as if the users' browsers ran on "
+        "their own machines; rendering still happens here, last",
+    )
     args = ap.parse_args(argv)
     if args.sessions < 1 or args.rounds < 1:
         ap.error("--sessions and --rounds must be at least 1")
@@ -655,6 +724,8 @@ def main(argv: list[str] | None = None) -> int:
     with DashboardServer(env=dict(args.server_env)) as server:
         if args.server_cpus is not None:
             pin(server.proc.pid, args.server_cpus)
+        if args.client_nice:
+            os.nice(args.client_nice)  # this process and the Chromium it starts
         sampler = ServerSampler(server.proc.pid)
         sampler.sample()
         rss_idle = sampler.last_rss

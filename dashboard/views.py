@@ -90,9 +90,44 @@ def signed_map_figure(
     return _layout(fig, title)
 
 
+# The explorer's three plots are redrawn at every new result, so they are
+# plain dict specifications: plotly's object API spends about 10 ms per figure
+# on validating each update, a dict is validated once by st.plotly_chart in
+# about 1 ms. That is most of a rerun's server time when ten people click.
+Spec = dict
+
+
+def _spec(data: list[dict], title: str, height: int = HEIGHT, **layout) -> Spec:
+    """A figure specification with the look of `_layout`."""
+    return {
+        "data": data,
+        "layout": {
+            "title": {"text": title, "x": 0.02, "font": {"size": 15}},
+            "height": height,
+            "margin": {"l": 10, "r": 10, "t": 40, "b": 10},
+            **layout,
+        },
+    }
+
+
+def _zero_line(**extra) -> dict:
+    """A horizontal black line at y = 0 across the whole plot."""
+    return {
+        "type": "line",
+        "xref": "paper",
+        "x0": 0,
+        "x1": 1,
+        "yref": "y",
+        "y0": 0,
+        "y1": 0,
+        "line": {"color": "black", "width": 1},
+        **extra,
+    }
+
+
 def scores_figure(
     before: torch.Tensor, after: torch.Tensor, classes: Sequence[str]
-) -> go.Figure:
+) -> Spec:
     """Class scores before and after the attack (a binary logit is shown as is)."""
     b, a = before.detach().cpu().reshape(-1), after.detach().cpu().reshape(-1)
     names = (
@@ -100,110 +135,136 @@ def scores_figure(
         if len(b) == 1 and len(classes) == 2
         else list(classes)
     )
-    fig = go.Figure(
-        [
-            go.Bar(
-                name="original",
-                x=names,
-                y=b.numpy(),
-                marker_color=NEUTRAL,
-                text=[f"{v:+.2f}" for v in b.tolist()],
-                textposition="outside",
-            ),
-            go.Bar(
-                text=[f"{v:+.2f}" for v in a.tolist()],
-                textposition="outside",
-                name="counterfactual",
-                x=names,
-                y=a.numpy(),
-                marker_color=UNCONSTRAINED,
-            ),
-        ]
+    bars = [
+        {
+            "type": "bar",
+            "name": name,
+            "x": names,
+            "y": values.tolist(),
+            "marker": {"color": color},
+            "text": [f"{v:+.2f}" for v in values.tolist()],
+            "textposition": "outside",
+        }
+        for name, values, color in (
+            ("original", b, NEUTRAL),
+            ("counterfactual", a, UNCONSTRAINED),
+        )
+    ]
+    return _spec(
+        bars,
+        "Scores before and after",
+        barmode="group",
+        legend={"orientation": "h", "y": -0.2},
+        shapes=[_zero_line()],
     )
-    fig.add_hline(y=0, line_color="black", line_width=1)
-    fig.update_layout(barmode="group", legend={"orientation": "h", "y": -0.2})
-    return _layout(fig, "Scores before and after")
 
 
-def certificate_figure(radius: float | None, distance: float) -> go.Figure:
+def certificate_figure(radius: float | None, distance: float) -> Spec:
     """The certified radius as a safe zone, and where the attack had to go."""
-    fig = go.Figure()
     top = max(distance, radius or 0.0) * 1.25 + 1e-6
+    shapes, notes = [], []
     if radius is not None:
-        fig.add_shape(
-            type="rect",
-            x0=0,
-            x1=radius,
-            y0=0,
-            y1=1,
-            fillcolor=CERTIFIED,
-            opacity=0.35,
-            line_width=0,
-        )
-        fig.add_annotation(
-            x=radius / 2,
-            y=0.5,
-            text=f"certified: r = {radius:.3f}",
-            showarrow=False,
-            font={"size": 13},
-        )
-        fig.add_vline(x=radius, line_color=CERTIFIED, line_width=3)
-    fig.add_trace(
-        go.Scatter(
-            x=[distance],
-            y=[0.5],
-            mode="markers+text",
-            text=[f"attack: {distance:.3f}"],
-            textposition="bottom center",
-            marker={"size": 16, "color": UNCONSTRAINED, "symbol": "x"},
-            hovertemplate="L2 distance needed %{x:.4f}<extra></extra>",
-            showlegend=False,
-        )
+        shapes = [
+            {
+                "type": "rect",
+                "x0": 0,
+                "x1": radius,
+                "y0": 0,
+                "y1": 1,
+                "fillcolor": CERTIFIED,
+                "opacity": 0.35,
+                "line": {"width": 0},
+            },
+            {
+                "type": "line",
+                "x0": radius,
+                "x1": radius,
+                "yref": "paper",
+                "y0": 0,
+                "y1": 1,
+                "line": {"color": CERTIFIED, "width": 3},
+            },
+        ]
+        notes = [
+            {
+                "x": radius / 2,
+                "y": 0.5,
+                "text": f"certified: r = {radius:.3f}",
+                "showarrow": False,
+                "font": {"size": 13},
+            }
+        ]
+    attack = {
+        "type": "scatter",
+        "x": [distance],
+        "y": [0.5],
+        "mode": "markers+text",
+        "text": [f"attack: {distance:.3f}"],
+        "textposition": "bottom center",
+        "marker": {"size": 16, "color": UNCONSTRAINED, "symbol": "x"},
+        "hovertemplate": "L2 distance needed %{x:.4f}<extra></extra>",
+        "showlegend": False,
+    }
+    return _spec(
+        [attack],
+        "Certified margin vs the attack",
+        height=170,
+        shapes=shapes,
+        annotations=notes,
+        xaxis={"range": [0, top], "title": {"text": "L2 distance from the input"}},
+        yaxis={"visible": False, "range": [0, 1]},
     )
-    fig.update_xaxes(range=[0, top], title="L2 distance from the input")
-    fig.update_yaxes(visible=False, range=[0, 1])
-    return _layout(fig, "Certified margin vs the attack", height=170)
 
 
-def path_figure(path: dict[str, torch.Tensor], label: str) -> go.Figure:
+def path_figure(path: dict[str, torch.Tensor], label: str) -> Spec:
     """Decision margin against the distance from the input, with the certified
     cone m(x) − c·L·d that no path can go below."""
     d = path["distance"].numpy()
-    fig = go.Figure(
-        go.Scatter(
-            x=d,
-            y=path["margin"].numpy(),
-            mode="lines+markers",
-            name=f"{label} margin",
-            line={"color": UNCONSTRAINED},
-            hovertemplate="distance %{x:.3f}<br>margin %{y:.3f}<extra></extra>",
-        )
-    )
+    lines = [
+        {
+            "type": "scatter",
+            "x": d.tolist(),
+            "y": path["margin"].tolist(),
+            "mode": "lines+markers",
+            "name": f"{label} margin",
+            "line": {"color": UNCONSTRAINED},
+            "hovertemplate": "distance %{x:.3f}<br>margin %{y:.3f}<extra></extra>",
+        }
+    ]
     if "cone" in path:
         dd = np.linspace(0, max(float(d.max()), 1e-6) * 1.1, 50)
         m0 = float(path["margin"][0])
         slope = float(path["cone_slope"])
-        fig.add_trace(
-            go.Scatter(
-                x=dd,
-                y=m0 - slope * dd,
-                mode="lines",
-                name="Lipschitz cone",
-                line={"color": CERTIFIED, "dash": "dash"},
-                hovertemplate="the margin cannot be below %{y:.3f}<extra></extra>",
-            )
+        lines.append(
+            {
+                "type": "scatter",
+                "x": dd.tolist(),
+                "y": (m0 - slope * dd).tolist(),
+                "mode": "lines",
+                "name": "Lipschitz cone",
+                "line": {"color": CERTIFIED, "dash": "dash"},
+                "hovertemplate": "the margin cannot be below %{y:.3f}<extra></extra>",
+            }
         )
-    fig.add_hline(
-        y=0,
-        line_color="black",
-        line_width=1,
-        annotation_text="decision boundary",
-        annotation_position="bottom left",
+    boundary = {
+        "xref": "paper",
+        "x": 0,
+        "y": 0,
+        "text": "decision boundary",
+        "showarrow": False,
+        "xanchor": "left",
+        "yanchor": "top",
+    }
+    return _spec(
+        lines,
+        "The path: margin vs distance",
+        height=320,
+        shapes=[_zero_line()],
+        annotations=[boundary],
+        xaxis={"title": {"text": "L2 distance from the input"}},
+        yaxis={"title": {"text": "decision margin"}},
+        legend={"orientation": "h", "y": -0.3},
     )
-    fig.update_xaxes(title="L2 distance from the input")
-    fig.update_yaxes(title="decision margin")
-    fig.update_layout(legend={"orientation": "h", "y": -0.3})
-    return _layout(fig, "The path: margin vs distance", height=320)
 
 
 def png_bytes(x: torch.Tensor) -> bytes:
@@ -265,7 +326,7 @@ def _enlarged(a: np.ndarray, width: int) -> Image.Image:
 
 def _to_png(img: Image.Image) -> bytes:
     buf = io.BytesIO()
-    img.save(buf, format="PNG")
+    img.save(buf, format="PNG", compress_level=1)  # fast; these images are small
     return buf.getvalue()
 
 

@@ -34,6 +34,11 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 
+# How often a test checks the page for what it waits for. Playwright's default
+# is every animation frame: 60 layouts a second in each page, which costs the
+# shared cores more than the app's own rendering once several pages are open.
+POLL_MS = 50
+
 
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now."""

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from browser_helpers import ROOT, DashboardServer
+from browser_helpers import POLL_MS, ROOT, DashboardServer
 from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import Page, expect
 
@@ -99,7 +99,7 @@ def page(server, browser):
 def wait(page: Page, js: str, what: str, timeout: float = STEP_MS, arg=None) -> None:
     """Wait for a JS predicate; on timeout fail with the page and the server log."""
     try:
-        page.wait_for_function(js, arg=arg, timeout=timeout)
+        page.wait_for_function(js, arg=arg, timeout=timeout, polling=POLL_MS)
     except PlaywrightError as e:
         SCREENSHOTS.mkdir(exist_ok=True)
         shot = SCREENSHOTS / f"failed-{what.replace(' ', '-')[:60]}.png"
@@ -387,6 +387,15 @@ def open_page(page: Page, link: str, heading: str) -> None:
     idle(page, f"the page {link!r}")
 
 
+def set_slider(page: Page, name: str, key: str, value: str) -> None:
+    """Press `key` (Home, End) on a slider and wait for the rerun."""
+    slider = page.get_by_role("slider", name=name)
+    slider.focus()
+    page.keyboard.press(key)
+    expect(slider).to_have_value(value)
+    idle(page, f"{name} = {value}")
+
+
 def download(page: Page, label: str, folder: Path) -> Path:
     """Click a download button and save what the browser receives."""
     with page.expect_download() as info:
@@ -399,13 +408,26 @@ def download(page: Page, label: str, folder: Path) -> Path:
 def test_report_page_runs_and_opens_the_least_robust_input(page, tmp_path):
     open_page(page, "Robustness report", "Robustness report")
     expect(page.get_by_text("Choose how many test images")).to_be_visible()
-    slider = page.get_by_role("slider", name="Test images")
-    slider.focus()
-    page.keyboard.press("Home")
-    expect(slider).to_have_value("10")
-    idle(page, "10 test images chosen")
-    page.get_by_role("button", name="Run the report").click()
     images = page.locator('[data-testid="stMetric"]').filter(has_text="Images")
+
+    # A long report (1000 images in batches of 10) stopped after its first
+    # batches keeps its partial results on screen.
+    set_slider(page, "Test images", "End", "1000")
+    set_slider(page, "Batch size", "Home", "10")
+    page.get_by_role("button", name="Run the report").click()
+    expect(images).to_be_visible()
+    page.get_by_role("button", name="Stop").click()
+    idle(page, "the stopped report")
+    done = int(metric_value(page, "Images"))
+    assert 10 <= done < 1000 and done % 10 == 0
+    expect(page.get_by_text(f"{done} of 1000 images")).to_be_visible()
+    expect(page.locator(".js-plotly-plot").first).to_be_visible()
+    page.wait_for_timeout(1500)
+    assert int(metric_value(page, "Images")) == done, "the report did not stop"
+
+    set_slider(page, "Test images", "Home", "10")
+    page.get_by_role("button", name="Run the report").click()
+    expect(page.get_by_text("10 of 10 images")).to_be_visible()
     expect(images).to_contain_text("10")
     idle(page, "the report on 10 images")
     for title in ("Accuracy under L2 perturbations", "Certified radius", "ratio"):

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 import pytest
 import torch
 from browser_helpers import (
+    POLL_MS,
     ROOT,
     SLIDER_TRACK,
     DashboardServer,
@@ -144,7 +145,9 @@ def wait_for_result(u: User, previous: str | None, timeout: float = STEP_MS) -> 
     """The app is idle and shows a (new, unless `previous` is None) result for
     the user's test image."""
     try:
-        u.page.wait_for_function(RESULT_FOR, arg=[u.index, previous], timeout=timeout)
+        u.page.wait_for_function(
+            RESULT_FOR, arg=[u.index, previous], timeout=timeout, polling=POLL_MS
+        )
     except PlaywrightError as e:
         raise AssertionError(
             f"session {u.name}: no result for test image {u.index} on {u.model} "
@@ -269,7 +272,7 @@ def test_concurrent_sessions_keep_their_own_state(users, server, expected):
         u.page.goto(server.url, wait_until="commit", timeout=FIRST_LOAD_MS)
     for u in users:
         with evidence(users, server, f"the first run of session {u.name}"):
-            u.page.wait_for_function(IDLE, timeout=FIRST_LOAD_MS)
+            u.page.wait_for_function(IDLE, timeout=FIRST_LOAD_MS, polling=POLL_MS)
             wait_for_result(u, None, FIRST_LOAD_MS)
     check_all(users, server, expected, "first load")
 

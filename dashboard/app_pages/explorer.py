@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import copy
+from functools import partial
+
 import numpy as np
 import streamlit as st
 import torch
 from PIL import Image
 
-from dashboard import state, views
-from lipnet.attacks import METHOD_LABELS, AttackError, AttackResult, counterfactual
+from dashboard import results, state, views
+from lipnet.attacks import METHOD_LABELS, AttackError
 from lipnet.data import (
     ImageError,
     grace_hopper_face,
@@ -16,7 +19,7 @@ from lipnet.data import (
     load_image,
     rendered_digit,
 )
-from lipnet.explain import ATTRIBUTION_LABELS, attribute
+from lipnet.explain import ATTRIBUTION_LABELS
 
 INTRO = """
 A **1-Lipschitz** network cannot change its score faster than the input moves:
@@ -39,20 +42,6 @@ SOURCES = [
     "Camera",
     "Draw",
 ]
-
-
-@st.cache_data(max_entries=256, ttl=3600, show_spinner=False)
-def run_attack(key: str, x: np.ndarray, method: str, params: tuple) -> AttackResult:
-    """One cached attack: reruns with the same model, input and parameters are free."""
-    model = state.model_by_key(key)
-    return counterfactual(model, torch.from_numpy(x), method, **dict(params))
-
-
-@st.cache_data(max_entries=256, ttl=3600, show_spinner=False)
-def attribution_png(key: str, x: np.ndarray, method: str) -> bytes:
-    """One cached attribution map, on a scale symmetric around its largest value."""
-    a = attribute(state.model_by_key(key), torch.from_numpy(x), method)
-    return views.signed_map_png(a[0], scale=None)
 
 
 def pick_input(choice: state.Choice) -> torch.Tensor | None:
@@ -180,6 +169,16 @@ def pick_method(choice: state.Choice) -> tuple[str, dict]:
     return method, params
 
 
+def plot(where, spec: views.Spec) -> None:
+    """Draw a cached plot specification shared by all sessions.
+
+    Each call gets its own copy: plotly's validation briefly takes a key out
+    of each trace and puts it back, which is a race between two sessions
+    drawing the same cached dict at once.
+    """
+    where.plotly_chart(copy.deepcopy(spec), width="stretch")
+
+
 def certificate_panel(v: dict, certified: bool) -> None:
     """The radius, the distance the attack needed, their ratio, in words and a bar."""
     radius, distance = v["radius"], v["distance"]
@@ -193,7 +192,7 @@ def certificate_panel(v: dict, certified: bool) -> None:
             f"No change of L2 size below r = {radius:.3f} can flip this decision."
             + ("" if v["flipped"] else " The attack did not flip it either.")
         )
-        st.plotly_chart(v["certificate"], width="stretch")
+        plot(st, v["certificate"])
     else:
         st.warning(
             "This model is unconstrained: it carries **no certificate**. Nothing "
@@ -223,80 +222,13 @@ def main() -> None:
     x_np = x.numpy()
     try:
         with st.spinner("Running the attack…"):
-            v = result_views(choice.key, choice.twin_key, x_np, method, key_params)
+            v = results.result_views(
+                choice.key, choice.twin_key, x_np, method, key_params
+            )
     except AttackError as e:
         st.error(f"The attack cannot run: {e}")
         st.stop()
     show_result(choice, v, x_np)
-
-
-@st.cache_resource(max_entries=128, ttl=3600, show_spinner=False)
-def result_views(
-    key: str, twin_key: str | None, x: np.ndarray, method: str, params: tuple
-) -> dict:
-    """Every view and download of one result, built once per input.
-
-    A resource cache, not a data cache: the views are read-only and shared by
-    all sessions as they are, so a rerun neither rebuilds nor unpickles them
-    (unpickling a plotly figure re-validates it, milliseconds each).
-    """
-    model = state.model_by_key(key)
-    classes, certified = model.spec["classes"], model.head != "none"
-    result = run_attack(key, x, method, params)
-    before = classes[int(result.labels[0])]
-    out = result.outputs_after
-    after = classes[int(out.argmax(1)[0]) if len(classes) > 2 else int(out[0, 0] > 0)]
-    verdict = "flipped" if bool(result.success[0]) else "not flipped"
-    radius = (
-        None if result.certified_radius is None else float(result.certified_radius[0])
-    )
-    distance = float(result.l2[0])
-    views_out = {
-        "headline": f"{before} → {after} ({verdict})",
-        "flipped": bool(result.success[0]),
-        "radius": radius,
-        "distance": distance,
-        "result": result,
-        "titles": [
-            f"Original: {before}",
-            f"Counterfactual: {after}",
-            "Difference (counterfactual − original)",
-        ],
-        "three": [
-            views.image_png(result.x[0]),
-            views.image_png(result.x_adv[0]),
-            views.signed_map_png(result.delta[0]),
-        ],
-        "scores": views.scores_figure(
-            result.outputs_before[0], result.outputs_after[0], classes
-        ),
-        "certificate": views.certificate_figure(radius, distance)
-        if certified
-        else None,
-        "views_png": views.views_png(result.x[0], result.x_adv[0]),
-        "cf_png": views.png_bytes(result.x_adv[0]),
-        "path": result.path(),
-        "frames": result.trajectory_x,
-        "twin": [],
-    }
-    if views_out["path"] is not None:
-        views_out["path_figure"] = views.path_figure(views_out["path"], "this model")
-    pairs = [(key, result, certified)]
-    if twin_key:
-        pairs.append((twin_key, run_attack(twin_key, x, method, params), not certified))
-    if len(pairs) == 2:
-        for name, res, cert in pairs:
-            tag = "certified" if cert else "no certificate"
-            name = state.model_by_key(name).spec.get("name", name)
-            views_out["twin"].append(
-                (
-                    views.image_png(res.x_adv[0]),
-                    f"{name} ({tag}): ‖δ‖₂ = {float(res.l2[0]):.2f}, "
-                    + ("flipped" if bool(res.success[0]) else "not flipped"),
-                    views.signed_map_png(res.delta[0]),
-                )
-            )
-    return views_out
 
 
 def show_result(choice: state.Choice, v: dict, x_np: np.ndarray) -> None:
@@ -304,7 +236,7 @@ def show_result(choice: state.Choice, v: dict, x_np: np.ndarray) -> None:
     st.subheader(v["headline"])
     show_views(v)
     left, right = st.columns([2, 3])
-    left.plotly_chart(v["scores"], width="stretch")
+    plot(left, v["scores"])
     with right:
         certificate_panel(v, choice.certified)
     if v["path"] is not None:
@@ -312,17 +244,21 @@ def show_result(choice: state.Choice, v: dict, x_np: np.ndarray) -> None:
     if v["twin"]:
         show_twin(v["twin"])
     show_attributions(choice, x_np)
+    # Drawn only when clicked, and a download does not rerun the page.
+    r = v["result"]
     st.download_button(
         "Download the three views (PNG)",
-        v["views_png"],
+        partial(views.views_png, r.x[0], r.x_adv[0]),
         file_name=f"{choice.name}-views.png",
         mime="image/png",
+        on_click="ignore",
     )
     st.download_button(
         "Download the counterfactual (PNG)",
-        v["cf_png"],
+        partial(views.png_bytes, r.x_adv[0]),
         file_name=f"{choice.name}-counterfactual.png",
         mime="image/png",
+        on_click="ignore",
     )
 
 
@@ -362,7 +298,7 @@ def show_path(v: dict) -> None:
             output_format="PNG",
         )
     with right:
-        st.plotly_chart(v["path_figure"], width="stretch")
+        plot(st, v["path_figure"])
         if "cone" in path:
             st.caption(
                 "The dashed cone is the Lipschitz bound: the margin can never fall "
@@ -400,7 +336,7 @@ def show_attributions(choice: state.Choice, x_np: np.ndarray) -> None:
     for col, key in zip(cols, keys, strict=True):
         name = state.model_by_key(key).spec.get("name", key)
         col.image(
-            attribution_png(key, x_np, method),
+            results.attribution_png(key, x_np, method),
             caption=f"{name}: {ATTRIBUTION_LABELS[method]}",
             width="stretch",
             output_format="PNG",

@@ -1,0 +1,97 @@
+"""The explorer's cached computations: attacks, attributions and result views.
+
+A module of its own so the caches are defined once per process: a page
+script runs again at every interaction, and a decorator that runs again
+re-reads its function's source each time.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+import torch
+
+from dashboard import state, views
+from lipnet.attacks import AttackResult, counterfactual
+from lipnet.explain import attribute
+
+
+@st.cache_data(max_entries=256, ttl=3600, show_spinner=False)
+def run_attack(key: str, x: np.ndarray, method: str, params: tuple) -> AttackResult:
+    """One cached attack: reruns with the same model, input and parameters are free."""
+    model = state.model_by_key(key)
+    return counterfactual(model, torch.from_numpy(x), method, **dict(params))
+
+
+@st.cache_data(max_entries=256, ttl=3600, show_spinner=False)
+def attribution_png(key: str, x: np.ndarray, method: str) -> bytes:
+    """One cached attribution map, on a scale symmetric around its largest value."""
+    a = attribute(state.model_by_key(key), torch.from_numpy(x), method)
+    return views.signed_map_png(a[0], scale=None)
+
+
+@st.cache_resource(max_entries=128, ttl=3600, show_spinner=False)
+def result_views(
+    key: str, twin_key: str | None, x: np.ndarray, method: str, params: tuple
+) -> dict:
+    """Every view and download of one result, built once per input.
+
+    A resource cache, not a data cache: the views are read-only and shared by
+    all sessions as they are, so a rerun neither rebuilds nor unpickles them
+    (unpickling a plotly figure re-validates it, milliseconds each).
+    """
+    model = state.model_by_key(key)
+    classes, certified = model.spec["classes"], model.head != "none"
+    result = run_attack(key, x, method, params)
+    before = classes[int(result.labels[0])]
+    out = result.outputs_after
+    after = classes[int(out.argmax(1)[0]) if len(classes) > 2 else int(out[0, 0] > 0)]
+    verdict = "flipped" if bool(result.success[0]) else "not flipped"
+    radius = (
+        None if result.certified_radius is None else float(result.certified_radius[0])
+    )
+    distance = float(result.l2[0])
+    views_out = {
+        "headline": f"{before} → {after} ({verdict})",
+        "flipped": bool(result.success[0]),
+        "radius": radius,
+        "distance": distance,
+        "result": result,
+        "titles": [
+            f"Original: {before}",
+            f"Counterfactual: {after}",
+            "Difference (counterfactual − original)",
+        ],
+        "three": [
+            views.image_png(result.x[0]),
+            views.image_png(result.x_adv[0]),
+            views.signed_map_png(result.delta[0]),
+        ],
+        "scores": views.scores_figure(
+            result.outputs_before[0], result.outputs_after[0], classes
+        ),
+        "certificate": views.certificate_figure(radius, distance)
+        if certified
+        else None,
+        "path": result.path(),
+        "frames": result.trajectory_x,
+        "twin": [],
+    }
+    if views_out["path"] is not None:
+        views_out["path_figure"] = views.path_figure(views_out["path"], "this model")
+    pairs = [(key, result, certified)]
+    if twin_key:
+        pairs.append((twin_key, run_attack(twin_key, x, method, params), not certified))
+    if len(pairs) == 2:
+        for name, res, cert in pairs:
+            tag = "certified" if cert else "no certificate"
+            name = state.model_by_key(name).spec.get("name", name)
+            views_out["twin"].append(
+                (
+                    views.image_png(res.x_adv[0]),
+                    f"{name} ({tag}): ‖δ‖₂ = {float(res.l2[0]):.2f}, "
+                    + ("flipped" if bool(res.success[0]) else "not flipped"),
+                    views.signed_map_png(res.delta[0]),
+                )
+            )
+    return views_out
