@@ -8,6 +8,7 @@ other's inputs.
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import dataclass
 
 import streamlit as st
@@ -18,6 +19,12 @@ from lipnet import zoo
 from lipnet.io import ModelFileError, from_bytes
 
 UPLOADED = "uploaded model"
+
+# One torch thread per computation: the sessions already run in parallel, and
+# intra-op threads on these small models only contend with each other (the
+# load test's server CPU per burst drops by about a third). LIPNET_TORCH_THREADS
+# raises it for a single user running long reports.
+torch.set_num_threads(int(os.environ.get("LIPNET_TORCH_THREADS", "1")))
 
 
 @dataclass
