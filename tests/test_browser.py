@@ -383,7 +383,7 @@ def open_page(page: Page, link: str, heading: str) -> None:
     """Follow a link of the sidebar's navigation and wait for the page."""
     nav = page.locator('[data-testid="stSidebarNav"]')
     nav.get_by_role("link", name=link).click()
-    expect(page.get_by_role("heading", name=heading)).to_be_visible()
+    expect(page.get_by_role("heading", name=heading)).to_be_visible(timeout=STEP_MS)
     idle(page, f"the page {link!r}")
 
 
@@ -413,10 +413,11 @@ def test_report_page_runs_and_opens_the_least_robust_input(page, tmp_path):
     # A long report (1000 images in batches of 10) stopped after its first
     # batches keeps its partial results on screen.
     set_slider(page, "Test images", "End", "1000")
-    set_slider(page, "Batch size", "Home", "10")
+    set_slider(page, "Batch size", "Home", "0")  # a select slider: option 0, 10
     page.get_by_role("button", name="Run the report").click()
-    expect(images).to_be_visible()
-    page.get_by_role("button", name="Stop").click()
+    expect(images).to_be_visible(timeout=STEP_MS)
+    main = page.locator('[data-testid="stMainBlockContainer"]')
+    main.get_by_role("button", name="Stop").click()  # not the header's
     idle(page, "the stopped report")
     done = int(metric_value(page, "Images"))
     assert 10 <= done < 1000 and done % 10 == 0
@@ -427,7 +428,7 @@ def test_report_page_runs_and_opens_the_least_robust_input(page, tmp_path):
 
     set_slider(page, "Test images", "Home", "10")
     page.get_by_role("button", name="Run the report").click()
-    expect(page.get_by_text("10 of 10 images")).to_be_visible()
+    expect(page.get_by_text("10 of 10 images")).to_be_visible(timeout=STEP_MS)
     expect(images).to_contain_text("10")
     idle(page, "the report on 10 images")
     for title in ("Accuracy under L2 perturbations", "Certified radius", "ratio"):
@@ -445,8 +446,12 @@ def test_report_page_runs_and_opens_the_least_robust_input(page, tmp_path):
     index = int(re.match(r"#(\d+):", weakest.inner_text().strip()).group(1))
     opens = page.locator('[data-testid="stButton"]').filter(has_text="Open")
     opens.first.click()
-    expect(page.get_by_role("heading", name="Counterfactual explorer")).to_be_visible()
-    expect(page.get_by_text(f"Test image #{index}, true class:")).to_be_visible()
+    expect(page.get_by_role("heading", name="Counterfactual explorer")).to_be_visible(
+        timeout=STEP_MS
+    )
+    expect(page.get_by_text(f"Test image #{index}, true class:")).to_be_visible(
+        timeout=STEP_MS
+    )
     idle(page, "the explorer on the least robust input")
     expect(page.get_by_text("Certified radius r")).to_be_visible()
 
@@ -455,7 +460,7 @@ def test_playground_page_trains_and_certifies_a_point(page):
     open_page(page, "2D playground", "2D playground")
     for label in ("hKR (1-Lipschitz): training accuracy", "unconstrained: training"):
         metric = page.locator('[data-testid="stMetric"]').filter(has_text=label)
-        expect(metric).to_contain_text("%")
+        expect(metric).to_contain_text("%", timeout=STEP_MS)
     for title in ("hKR (1-Lipschitz)", "unconstrained", "Is |f| a distance?"):
         chart = page.locator(".js-plotly-plot").filter(has_text=title)
         expect(chart.first).to_be_visible()
@@ -464,7 +469,7 @@ def test_playground_page_trains_and_certifies_a_point(page):
     point = page.get_by_role("spinbutton", name="Your point: x")
     point.fill("1.2")
     point.press("Enter")
-    expect(disc).not_to_have_text(before)
+    expect(disc).not_to_have_text(before, timeout=STEP_MS)
     idle(page, "the playground with a new point")
     f = float(re.search(r"f\(point\) = ([+-][\d.]+)", disc.inner_text()).group(1))
     radius = float(re.search(r"radius (\d+\.\d+)", disc.inner_text()).group(1))

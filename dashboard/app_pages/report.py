@@ -37,36 +37,50 @@ if isinstance(images, str):
     st.stop()
 x, y = images
 rows = report["rows"]
-st.progress(len(rows) / len(x), text=f"{len(rows)} of {len(x)} images")
-if report["running"] and len(rows) < len(x):
-    start = len(rows)
-    end = start + report["key"][2]
-    with st.spinner(f"Attacking images {start}–{min(end, len(x)) - 1}…"):
-        rows += next(
-            iter_report(
-                choice.model, x[start:end], y[start:end], batch_size=end - start
-            )
-        )
-        for r in rows[start:]:
+
+
+def show_summary(rows: list) -> None:
+    """The metrics and the figures of the images done so far."""
+    summary = summarize(rows)
+    a, b, c = st.columns(3)
+    a.metric("Images", summary["n"])
+    b.metric("Clean accuracy", f"{summary['clean_accuracy']:.1%}")
+    if summary["certified"] and summary["ratios"]:
+        ratios = sorted(summary["ratios"])
+        c.metric("Median found / radius", f"{ratios[len(ratios) // 2]:.3f}")
+    figs = figures(summary)
+    st.plotly_chart(figs["accuracy_curve"], width="stretch")
+    left, right = st.columns(2)
+    left.plotly_chart(figs["radius_histogram"], width="stretch")
+    if "ratio_histogram" in figs:
+        right.plotly_chart(figs["ratio_histogram"], width="stretch")
+
+
+# One run does every batch and redraws the partial results after each. A click
+# on Stop interrupts it at the next redraw (Streamlit stops a run when a new
+# one is requested) and the new run sees the click: rows done so far stay.
+bar = st.progress(len(rows) / len(x), text=f"{len(rows)} of {len(x)} images")
+partial = st.empty()
+drawn = False
+if report["running"]:
+    size = report["key"][2]
+    for start in range(len(rows), len(x), size):
+        end = min(start + size, len(x))
+        x_b, y_b = x[start:end], y[start:end]
+        batch = next(iter_report(choice.model, x_b, y_b, batch_size=end - start))
+        for r in batch:
             r.index += start
-    st.rerun()
-report["running"] = False
+        rows += batch
+        bar.progress(len(rows) / len(x), text=f"{len(rows)} of {len(x)} images")
+        with partial.container():
+            show_summary(rows)
+        drawn = True
+    report["running"] = False
 if not rows:
     st.stop()
-
-summary = summarize(rows)
-a, b, c = st.columns(3)
-a.metric("Images", summary["n"])
-b.metric("Clean accuracy", f"{summary['clean_accuracy']:.1%}")
-if summary["certified"] and summary["ratios"]:
-    ratios = sorted(summary["ratios"])
-    c.metric("Median found / radius", f"{ratios[len(ratios) // 2]:.3f}")
-figs = figures(summary)
-st.plotly_chart(figs["accuracy_curve"], width="stretch")
-left, right = st.columns(2)
-left.plotly_chart(figs["radius_histogram"], width="stretch")
-if "ratio_histogram" in figs:
-    right.plotly_chart(figs["ratio_histogram"], width="stretch")
+if not drawn:
+    with partial.container():
+        show_summary(rows)
 
 st.subheader("Least robust inputs")
 weakest = least_robust(rows)
