@@ -66,21 +66,17 @@ def image_figure(x: torch.Tensor, title: str) -> go.Figure:
     return _layout(fig, title)
 
 
-def signed_map_figure(
-    values: torch.Tensor, title: str, scale: float | None = DIFF_SCALE
-) -> go.Figure:
-    """A signed per-pixel map (difference, attribution), summed over channels,
-    on a diverging scale centred at 0 (fixed for differences, symmetric
-    around the largest value otherwise)."""
+def signed_map_figure(values: torch.Tensor, title: str) -> go.Figure:
+    """A difference map, summed over channels, with each value on hover: the
+    interactive twin of `signed_map_png`, on the same fixed diverging scale."""
     a = values.detach().cpu().sum(dim=0).numpy()
-    limit = scale if scale is not None else float(np.abs(a).max() or 1.0)
     fig = go.Figure(
         go.Heatmap(
             z=a,
             colorscale=DIFF_COLORS,
             zmid=0,
-            zmin=-limit,
-            zmax=limit,
+            zmin=-DIFF_SCALE,
+            zmax=DIFF_SCALE,
             colorbar={"thickness": 10, "len": 0.8},
             hovertemplate="row %{y}, col %{x}<br>%{z:+.3f}<extra></extra>",
         )
@@ -284,7 +280,8 @@ def image_png(x: torch.Tensor, size: int = VIEW_SIZE) -> bytes:
 def signed_map_png(
     values: torch.Tensor, scale: float | None = DIFF_SCALE, size: int = VIEW_SIZE
 ) -> bytes:
-    """A signed map as a PNG on the diverging scale of `signed_map_figure`."""
+    """A signed map (difference, attribution) as a PNG: white at 0, full colour
+    at ±scale, or at ± its largest magnitude when scale is None."""
     return _to_png(_enlarged(_uint8(_signed_rgb(values, scale)), size))
 
 
