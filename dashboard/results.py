@@ -11,7 +11,7 @@ import numpy as np
 import streamlit as st
 import torch
 
-from dashboard import state, views
+from dashboard import state, svg_charts, views
 from lipnet.attacks import AttackResult, counterfactual
 from lipnet.explain import attribute
 
@@ -67,10 +67,10 @@ def result_views(
             views.image_png(result.x_adv[0]),
             views.signed_map_png(result.delta[0]),
         ],
-        "scores": views.scores_figure(
+        "scores": svg_charts.scores_chart(
             result.outputs_before[0], result.outputs_after[0], classes
         ),
-        "certificate": views.certificate_figure(radius, distance)
+        "certificate": svg_charts.certificate_chart(radius, distance)
         if certified
         else None,
         "path": result.path(),
@@ -78,7 +78,9 @@ def result_views(
         "twin": [],
     }
     if views_out["path"] is not None:
-        views_out["path_figure"] = views.path_figure(views_out["path"], "this model")
+        views_out["path_figure"] = svg_charts.path_chart(
+            views_out["path"], "this model"
+        )
     pairs = [(key, result, certified)]
     if twin_key:
         pairs.append((twin_key, run_attack(twin_key, x, method, params), not certified))

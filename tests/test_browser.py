@@ -221,7 +221,7 @@ def test_transport_counterfactual_on_a_test_digit(page):
     expect(image_slider(page)).to_have_value("1")
     expect(page.get_by_text("Test image #1, true class:")).to_be_visible()
 
-    # The image views are PNGs the browser has decoded; the plots are plotly.
+    # The image views are PNGs the browser has decoded; the plots are SVG.
     for caption in (
         "Original: ",
         "Counterfactual: ",
@@ -232,8 +232,12 @@ def test_transport_counterfactual_on_a_test_digit(page):
         expect(image_with(page, caption).first).to_be_visible()
     assert images_loaded(page) >= 9
     for title in ("Certified margin vs the attack", "The path: margin vs distance"):
-        chart = page.locator(".js-plotly-plot").filter(has_text=title)
+        chart = page.locator("svg").filter(has_text=title)
         expect(chart.first).to_be_visible()
+    # Every point of the path carries its values on hover.
+    points = page.locator("svg").filter(has_text="The path").locator("circle title")
+    assert points.count() >= 2
+    assert points.first.text_content().startswith("distance 0.000, margin ")
     # On request the three views become plots with every pixel's value on hover.
     page.get_by_text("Pixel values on hover").click()
     hover = page.locator(".js-plotly-plot").filter(has_text="Original: ")

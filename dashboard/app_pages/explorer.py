@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 from functools import partial
 
 import numpy as np
@@ -169,14 +168,9 @@ def pick_method(choice: state.Choice) -> tuple[str, dict]:
     return method, params
 
 
-def plot(where, spec: views.Spec) -> None:
-    """Draw a cached plot specification shared by all sessions.
-
-    Each call gets its own copy: plotly's validation briefly takes a key out
-    of each trace and puts it back, which is a race between two sessions
-    drawing the same cached dict at once.
-    """
-    where.plotly_chart(copy.deepcopy(spec), width="stretch")
+def chart(where, svg: str) -> None:
+    """Show one of `svg_charts`' plots (st.html would strip SVG)."""
+    where.markdown(svg, unsafe_allow_html=True)
 
 
 def certificate_panel(v: dict, certified: bool) -> None:
@@ -192,7 +186,7 @@ def certificate_panel(v: dict, certified: bool) -> None:
             f"No change of L2 size below r = {radius:.3f} can flip this decision."
             + ("" if v["flipped"] else " The attack did not flip it either.")
         )
-        plot(st, v["certificate"])
+        chart(st, v["certificate"])
     else:
         st.warning(
             "This model is unconstrained: it carries **no certificate**. Nothing "
@@ -236,7 +230,7 @@ def show_result(choice: state.Choice, v: dict, x_np: np.ndarray) -> None:
     st.subheader(v["headline"])
     show_views(v)
     left, right = st.columns([2, 3])
-    plot(left, v["scores"])
+    chart(left, v["scores"])
     with right:
         certificate_panel(v, choice.certified)
     if v["path"] is not None:
@@ -298,7 +292,7 @@ def show_path(v: dict) -> None:
             output_format="PNG",
         )
     with right:
-        plot(st, v["path_figure"])
+        chart(st, v["path_figure"])
         if "cone" in path:
             st.caption(
                 "The dashed cone is the Lipschitz bound: the margin can never fall "
