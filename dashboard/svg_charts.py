@@ -18,7 +18,7 @@ import torch
 
 from dashboard.views import CERTIFIED, NEUTRAL, UNCONSTRAINED
 
-WIDTH = 560
+WIDTH = 560  # drawing units across; a chart scales to its column
 TEXT = "#31333F"  # Streamlit's text colour
 GRID = "#e6e6e6"
 FONT = 'font-family="sans-serif"'
@@ -43,13 +43,14 @@ class Frame:
     y0: float
     y1: float
     height: int
+    width: int = WIDTH
     left: int = 48
     right: int = 12
     top: int = 34
     bottom: int = 44
 
     def x(self, v: float) -> float:
-        span = WIDTH - self.left - self.right
+        span = self.width - self.left - self.right
         return self.left + (v - self.x0) / (self.x1 - self.x0) * span
 
     def y(self, v: float) -> float:
@@ -59,6 +60,11 @@ class Frame:
     @property
     def floor(self) -> float:
         return self.height - self.bottom
+
+    @property
+    def end(self) -> float:
+        """The right edge of the plot area."""
+        return self.width - self.right
 
 
 def _text(
@@ -79,9 +85,9 @@ def _line(x1: float, y1: float, x2: float, y2: float, color: str, width=1, **kw)
     )
 
 
-def _svg(title: str, height: int, body: list[str]) -> str:
+def _svg(title: str, f: Frame, body: list[str]) -> str:
     return (
-        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {height}" '
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {f.width} {f.height}" '
         'width="100%" role="img" '
         f'aria-label="{escape(title)}" {FONT}>'
         f"<title>{escape(title)}</title>"
@@ -92,18 +98,18 @@ def _svg(title: str, height: int, body: list[str]) -> str:
 
 
 def _x_axis(f: Frame, title: str) -> list[str]:
-    out = [_line(f.left, f.floor, WIDTH - f.right, f.floor, TEXT)]
+    out = [_line(f.left, f.floor, f.end, f.floor, TEXT)]
     for t in nice_ticks(f.x0, f.x1):
         out.append(_line(f.x(t), f.floor, f.x(t), f.floor + 4, TEXT))
         out.append(_text(f.x(t), f.floor + 16, f"{t:g}", size=10))
-    out.append(_text((f.left + WIDTH - f.right) / 2, f.height - 6, title))
+    out.append(_text((f.left + f.end) / 2, f.height - 6, title))
     return out
 
 
 def _y_grid(f: Frame, title: str | None = None) -> list[str]:
     out = []
     for t in nice_ticks(f.y0, f.y1, 4):
-        out.append(_line(f.left, f.y(t), WIDTH - f.right, f.y(t), GRID))
+        out.append(_line(f.left, f.y(t), f.end, f.y(t), GRID))
         out.append(_text(f.left - 5, f.y(t) + 3, f"{t:g}", size=10, anchor="end"))
     if title:
         mid = (f.top + f.floor) / 2
@@ -111,9 +117,9 @@ def _y_grid(f: Frame, title: str | None = None) -> list[str]:
     return out
 
 
-def _legend(items: Sequence[tuple[str, str, str]], y: float) -> list[str]:
+def _legend(f: Frame, items: Sequence[tuple[str, str, str]], y: float) -> list[str]:
     """Entries (label, colour, "box" | "line" | "dash") right-aligned at height y."""
-    out, x = [], WIDTH - 12
+    out, x = [], f.width - 12
     for label, color, kind in reversed(items):
         x -= 7 * len(label) + 26
         if kind == "box":
@@ -143,8 +149,10 @@ def scores_chart(
     )
     lo, hi = min(0.0, *b, *a), max(0.0, *b, *a)
     pad = 0.18 * max(hi - lo, 1e-6)
-    f = Frame(0, len(names), lo - pad * (lo < 0), hi + pad, height=300)
-    group = (WIDTH - f.left - f.right) / len(names)
+    # Narrower than the others (it sits in a column two fifths wide), with the
+    # legend under the title.
+    f = Frame(0, len(names), lo - pad * (lo < 0), hi + pad, 310, width=360, top=48)
+    group = (f.end - f.left) / len(names)
     bar = min(group * 0.38, 60)
     body = _y_grid(f)
     for i, name in enumerate(names):
@@ -163,11 +171,11 @@ def scores_chart(
             size = 9 if len(names) <= 5 else 7
             body.append(_text(x + bar / 2, label_y, f"{v:+.2f}", size=size))
         body.append(_text(centre, f.floor + 16, name, size=11))
-    body.append(_line(f.left, f.y(0), WIDTH - f.right, f.y(0), "black"))
+    body.append(_line(f.left, f.y(0), f.end, f.y(0), "black"))
     body += _legend(
-        [("original", NEUTRAL, "box"), ("counterfactual", UNCONSTRAINED, "box")], 18
+        f, [("original", NEUTRAL, "box"), ("counterfactual", UNCONSTRAINED, "box")], 38
     )
-    return _svg("Scores before and after", f.height, body)
+    return _svg("Scores before and after", f, body)
 
 
 def certificate_chart(radius: float | None, distance: float) -> str:
@@ -196,9 +204,9 @@ def certificate_chart(radius: float | None, distance: float) -> str:
         + _line(cx - s, cy + s, cx + s, cy - s, UNCONSTRAINED, 3)
         + "</g>"
     )
-    body.append(_text(cx, cy + s + 13, f"attack: {distance:.3f}", size=11))
+    body.append(_text(cx + s + 4, cy + 4, f"attack: {distance:.3f}", anchor="start"))
     body += _x_axis(f, "L2 distance from the input")
-    return _svg("Certified margin vs the attack", f.height, body)
+    return _svg("Certified margin vs the attack", f, body)
 
 
 def path_chart(path: dict[str, torch.Tensor], label: str) -> str:
@@ -215,7 +223,7 @@ def path_chart(path: dict[str, torch.Tensor], label: str) -> str:
     pad = 0.08 * max(hi - lo, 1e-6)
     f = Frame(0, x1, lo - pad, hi + pad, height=320)
     body = _y_grid(f, "decision margin")
-    body.append(_line(f.left, f.y(0), WIDTH - f.right, f.y(0), "black"))
+    body.append(_line(f.left, f.y(0), f.end, f.y(0), "black"))
     body.append(
         _text(f.left + 4, f.y(0) + 13, "decision boundary", size=10, anchor="start")
     )
@@ -241,5 +249,5 @@ def path_chart(path: dict[str, torch.Tensor], label: str) -> str:
     legend = [(f"{label} margin", UNCONSTRAINED, "line")]
     if cone:
         legend.append(("Lipschitz cone", CERTIFIED, "dash"))
-    body += _legend(legend, 18)
-    return _svg("The path: margin vs distance", f.height, body)
+    body += _legend(f, legend, 18)
+    return _svg("The path: margin vs distance", f, body)
