@@ -384,10 +384,10 @@ class Session:
         return {"key_presses": abs(presses)} if presses else {}
 
     async def choose_method(self, method: str) -> None:
-        box = self.page.get_by_role("combobox", name="Method")
-        await box.click()
-        option = self.page.get_by_role("option", name=METHOD_LABELS[method], exact=True)
-        await option.click()
+        pill = self.page.get_by_role("radiogroup", name="Method").get_by_role(
+            "radio", name=METHOD_LABELS[method], exact=True
+        )
+        await pill.click()
 
     async def screenshot(self, name: str) -> Path | None:
         SCREENSHOTS.mkdir(exist_ok=True)

@@ -21,7 +21,9 @@ st.set_page_config(
     page_title="lipnet dashboard", page_icon=":material/shield:", layout="wide"
 )
 
-PAGES = Path(__file__).resolve().parent / "app_pages"
+HERE = Path(__file__).resolve().parent
+st.html(HERE / "style.css")  # dims stale elements without a fade: see the file
+PAGES = HERE / "app_pages"
 navigation = st.navigation(
     [
         st.Page(

@@ -256,6 +256,15 @@ def test_transport_counterfactual_on_a_test_digit(page):
         assert distance >= radius - 1e-3
     full_screenshot(page, SCREENSHOTS / "explorer-mnist08-hkr.png")
 
+    # One click on a method's pill runs it: DeepFool has no step-size slider.
+    methods = page.get_by_role("radiogroup", name="Method")
+    methods.get_by_role("radio", name="DeepFool", exact=True).click()
+    expect(page.get_by_text("Step size (1 = one Newton step")).to_have_count(0)
+    idle(page, "DeepFool")
+    expect(methods.get_by_role("radio", name="DeepFool")).to_be_checked()
+    expect(page.get_by_text("Overshoot (× the initial margin")).to_be_visible()
+    assert float(metric_value(page, "Certified radius r")) == radius  # same input
+
 
 def test_baseline_has_no_certificate(page):
     choose_model(page, "mnist08-baseline")

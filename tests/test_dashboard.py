@@ -22,6 +22,7 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from lipnet import zoo
+from lipnet.attacks import METHOD_LABELS
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = ROOT / "dashboard" / "app.py"
@@ -128,7 +129,9 @@ def test_explorer_loads_with_the_views_and_the_certificate(app):
     assert labels["mnist08-hkr"] == "mnist08-hkr · certified"
     assert labels["mnist08-baseline"] == "mnist08-baseline · no certificate"
     assert app.radio(key="source").value == "Test image"
-    assert app.selectbox(key="method").value == "transport"
+    methods = app.pills(key="method")
+    assert methods.value == "transport"
+    assert methods.options == list(METHOD_LABELS.values())  # one click each
 
     heads = texts(app.subheader)
     assert heads[0] == "0 → 8 (flipped)", heads
@@ -239,7 +242,7 @@ def test_another_test_image_changes_the_result(app):
 @pytest.mark.parametrize("method", ["fmn", "pgd", "deepfool", "fgsm", "pgd_search"])
 def test_every_method_runs(app, method):
     transport = result(app)
-    check(app.selectbox(key="method").set_value(method).run())
+    check(app.pills(key="method").set_value(method).run())
     m = metrics(app)
     assert set(m) == set(transport[1])
     radius, distance = (
@@ -257,7 +260,7 @@ def test_every_method_runs(app, method):
 def test_method_parameters_change_the_result(app):
     # Transport found a flipping change of this size on test image 0.
     found = float(metrics(app)["L2 distance the attack needed"])
-    check(app.selectbox(key="method").set_value("pgd").run())
+    check(app.pills(key="method").set_value("pgd").run())
     assert app.radio(key="norm").value == "l2"
     budget = app.number_input(key="eps_l2")
     assert budget.value == 1.5
@@ -279,7 +282,7 @@ def test_method_parameters_change_the_result(app):
     check(app.checkbox(key="box").uncheck().run())
     assert metrics(app)
 
-    check(app.selectbox(key="method").set_value("transport").run())
+    check(app.pills(key="method").set_value("transport").run())
     before = result(app)
     check(app.slider(key="step_size").set_value(0.3).run())
     assert result(app) != before

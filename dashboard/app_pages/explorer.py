@@ -120,8 +120,14 @@ def _drawing(spec: dict) -> torch.Tensor | None:
 
 def pick_method(choice: state.Choice) -> tuple[str, dict]:
     """The method widgets; returns the method name and its parameters."""
-    method = st.selectbox(
-        "Method", list(METHOD_LABELS), format_func=METHOD_LABELS.get, key="method"
+    method = st.pills(
+        "Method",
+        list(METHOD_LABELS),
+        default="transport",
+        required=True,
+        format_func=METHOD_LABELS.get,
+        key="method",
+        wrap=True,  # every method in sight: one click runs it
     )
     params: dict = {}
     if method in ("fgsm", "pgd"):
