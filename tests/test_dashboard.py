@@ -239,6 +239,17 @@ def test_another_test_image_changes_the_result(app):
         )
 
 
+def test_every_page_gets_the_calmer_running_state(app):
+    # dashboard/style.css, sent as a style-only element (it takes no room):
+    # stale elements dim in one step and the running man is hidden, so a
+    # waiting browser draws fewer frames (bench/bench_browser_cpu.py).
+    (style,) = [h.proto.body for h in app.get("html")]
+    assert style.startswith("<style>") and style.endswith("</style>")
+    rules = re.sub(r"/\*.*?\*/", "", style, flags=re.S)
+    assert re.search(r'\[data-stale="true"\]\s*{\s*transition: opacity 0s 0.5s', rules)
+    assert re.search(r"stStatusWidgetRunningIcon\"\]\s*{\s*display: none", rules)
+
+
 @pytest.mark.parametrize("method", ["fmn", "pgd", "deepfool", "fgsm", "pgd_search"])
 def test_every_method_runs(app, method):
     transport = result(app)
