@@ -22,7 +22,7 @@ st.set_page_config(
 )
 
 HERE = Path(__file__).resolve().parent
-st.html(HERE / "style.css")  # dims stale elements without a fade: see the file
+st.html(HERE / "style.css")  # a calmer running state, less to draw: see the file
 PAGES = HERE / "app_pages"
 navigation = st.navigation(
     [

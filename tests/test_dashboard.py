@@ -239,8 +239,9 @@ def test_another_test_image_changes_the_result(app):
         )
 
 
-def test_every_page_gets_the_calmer_running_state(app):
-    # dashboard/style.css, sent as a style-only element (it takes no room):
+def test_the_app_sends_its_calmer_running_state(app):
+    # dashboard/style.css, sent by app.py (so on every page) as a style-only
+    # element that takes no room:
     # stale elements dim in one step and the running man is hidden, so a
     # waiting browser draws fewer frames (bench/bench_browser_cpu.py).
     (style,) = [h.proto.body for h in app.get("html")]
