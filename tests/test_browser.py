@@ -256,6 +256,18 @@ def test_transport_counterfactual_on_a_test_digit(page):
         assert distance >= radius - 1e-3
     full_screenshot(page, SCREENSHOTS / "explorer-mnist08-hkr.png")
 
+    # dashboard/style.css is in force: an element marked stale dims after
+    # 0.5 s in one step, not in a 1 s fade.
+    stale = page.locator('[data-testid="stMetric"]').first.evaluate(
+        """e => { const c = e.closest('[data-testid="stElementContainer"]');
+                  c.setAttribute('data-stale', 'true');
+                  const s = getComputedStyle(c);
+                  const out = [s.transitionDuration, s.transitionDelay];
+                  c.removeAttribute('data-stale');
+                  return out; }"""
+    )
+    assert stale == ["0s", "0.5s"], stale
+
     # One click on a method's pill runs it: DeepFool has no step-size slider.
     methods = page.get_by_role("radiogroup", name="Method")
     methods.get_by_role("radio", name="DeepFool", exact=True).click()
