@@ -55,8 +55,6 @@ html body [data-testid="stStatusWidget"].StatusWidget-exit-active {
 }
 """
 METHODS = ("deepfool", "transport")
-# The messages that tell the page a run has started: let through on time.
-STARTS = ("new_session", "session_status_changed", "session_event")
 
 
 def chromium_cpu() -> dict[str, float]:
