@@ -662,10 +662,12 @@ def test_decompression_bombs_and_huge_images(pil_state: None) -> None:
         data.load_image(fifty, RGB_SPEC)
     assert time.perf_counter() - start < 1.0  # rejected from the header, no decode
     msg = str(info.value)
-    assert "8000×6250" in msg and "50.0 megapixels" in msg and "40" in msg
-    # A 36-megapixel image is under the limit and is accepted.
-    x = data.load_image(bilevel_png(6000, 6000), MNIST_SPEC, invert=False)
+    assert "8000×6250" in msg and "50.0 megapixels" in msg and "16" in msg
+    # A 16-megapixel image is at the limit and is accepted; one more row is not.
+    x = data.load_image(bilevel_png(4000, 4000), MNIST_SPEC, invert=False)
     assert x.shape == (1, 1, 28, 28) and float(x.max()) == 0.0
+    with pytest.raises(ImageError, match="4000×4001"):
+        data.load_image(bilevel_png(4000, 4001), MNIST_SPEC)
 
 
 @pytest.mark.filterwarnings("ignore::UserWarning")  # Pillow's TIFF/EXIF notices

@@ -5,20 +5,32 @@ from __future__ import annotations
 import io
 import logging
 import os
+import re
+import struct
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import (
+    ExifTags,
+    Image,
+    ImageOps,
+    JpegImagePlugin,
+    TiffImagePlugin,
+    UnidentifiedImageError,
+)
 
 from .paths import PathLike
 
 __all__ = [
     "ALLOWED_FORMATS",
+    "MAX_BLOCKS",
     "MAX_BYTES",
+    "MAX_JPEG_SCANS",
     "MAX_PIXELS",
+    "MAX_PYTHON_DECODED_PIXELS",
     "ImageError",
     "grace_hopper",
     "image_to_tensor",
@@ -28,10 +40,23 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-MAX_PIXELS = 40_000_000
+MAX_PIXELS = 16_000_000
 """Largest image (width × height) accepted by :func:`load_image`."""
 MAX_BYTES = 50 * 1024 * 1024
 """Largest encoded input accepted by :func:`load_image`."""
+MAX_BLOCKS = 100_000
+"""Most PNG chunks, JPEG segments (and stray bytes) before the first scan, GIF
+blocks before the first frame, or values of one numeric TIFF tag (such as strip
+offsets) :func:`load_image` accepts. Pillow handles each one in Python while
+*opening* a file, before its size is known: 50 MB of tiny blocks would take up
+to half a minute and gigabytes."""
+MAX_JPEG_SCANS = 100
+"""Most JPEG scans (SOS markers) accepted; encoders write at most a few dozen.
+Each progressive scan passes over the whole image, so thousands of tiny scans
+would decode for minutes. libtiff uses the same limit for JPEG in TIFF."""
+MAX_PYTHON_DECODED_PIXELS = 1_000_000
+"""Largest image whose pixels Pillow decodes in Python (RLE-compressed BMP), at
+roughly a megapixel a second."""
 ALLOWED_FORMATS: tuple[str, ...] = (
     "PNG",
     "JPEG",
@@ -40,12 +65,12 @@ ALLOWED_FORMATS: tuple[str, ...] = (
     "TIFF",
     "WEBP",
     "AVIF",
-    "PPM",
-    "ICO",
     "TGA",
-    "QOI",
 )
-"""Pillow formats :func:`load_image` opens (none that run helpers, such as EPS)."""
+"""Pillow formats :func:`load_image` opens. Left out: formats that run helpers
+(EPS); ICO, which Pillow decodes while opening it, before any size check, and
+whose 16×16 entry may hold a 13000×13000 PNG; PPM and QOI, which Pillow parses
+or decodes in Python (a 16-megapixel QOI takes half a minute)."""
 
 
 class ImageError(ValueError):
@@ -93,20 +118,26 @@ def _to_numeric_gray(img: Image.Image) -> Image.Image:
     within [0, 1] (float only), [0, 255] or [0, 65535] is scaled to that range;
     anything else is min-max normalised.
     """
-    a = np.asarray(img, dtype=np.float64)
-    a = np.nan_to_num(a, nan=0.0, posinf=0.0, neginf=0.0)
-    lo, hi = (float(a.min()), float(a.max())) if a.size else (0.0, 0.0)
+    a = np.array(img, dtype=np.float32)  # a copy, worked on in place (memory)
+    np.nan_to_num(a, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
+    lo, hi = float(a.min()), float(a.max())
     if img.mode.startswith("I;16"):
-        scale = a / 65535.0
+        scale, offset = 1 / 65535, 0.0
     elif img.mode == "F" and lo >= 0 and hi <= 1:
-        scale = a
+        scale, offset = 1.0, 0.0
     elif lo >= 0 and hi <= 255:
-        scale = a / 255.0
+        scale, offset = 1 / 255, 0.0
     elif lo >= 0 and hi <= 65535:
-        scale = a / 65535.0
+        scale, offset = 1 / 65535, 0.0
+    elif hi > lo:
+        scale, offset = 1 / (hi - lo), lo / (hi - lo)
     else:
-        scale = (a - lo) / (hi - lo) if hi > lo else np.zeros_like(a)
-    return Image.fromarray(np.round(np.clip(scale, 0, 1) * 255).astype(np.uint8), "L")
+        scale, offset = 0.0, 0.0
+    a *= scale  # then subtract: unlike a - lo, this cannot overflow float32
+    a -= offset
+    np.clip(a, 0, 1, out=a)
+    a *= 255
+    return Image.fromarray(np.rint(a, out=a).astype(np.uint8), "L")
 
 
 def _normalise_mode(img: Image.Image) -> Image.Image:
@@ -120,10 +151,10 @@ def _normalise_mode(img: Image.Image) -> Image.Image:
         return _to_numeric_gray(img)
     has_alpha = mode in ("RGBA", "RGBa", "LA", "La", "PA") or "transparency" in img.info
     if has_alpha:
-        rgba = img.convert("RGBA")
-        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        out = Image.alpha_composite(white, rgba)
-        return out.convert("L" if mode in ("LA", "La", "L") else "RGB")
+        rgba = img if mode == "RGBA" else img.convert("RGBA")
+        out = Image.new("RGB", rgba.size, (255, 255, 255))
+        out.paste(rgba, mask=rgba)  # lighter on memory than alpha_composite
+        return out.convert("L") if mode in ("LA", "La", "L") else out
     return img.convert("RGB")  # P, CMYK, YCbCr, HSV, RGBX, ...
 
 
@@ -145,7 +176,9 @@ def _center_crop_resize(img: Image.Image, h: int, w: int) -> Image.Image:
 def _apply_exif_orientation(img: Image.Image) -> Image.Image:
     """Rotate/flip by the EXIF orientation tag; unreadable EXIF leaves it as is."""
     try:
-        return ImageOps.exif_transpose(img) or img
+        if img.getexif().get(ExifTags.Base.Orientation, 1) == 1:
+            return img  # exif_transpose would return a full copy
+        return ImageOps.exif_transpose(img)
     except Exception as exc:  # a corrupt EXIF block should not reject the picture
         log.warning("ignoring unreadable EXIF orientation: %s", exc)
         return img
@@ -179,6 +212,7 @@ def image_to_tensor(
     _check_pixels(img.size)
     try:
         img.load()
+        _check_pixels(img.size)  # the decoded size, which some formats change
         img = _apply_exif_orientation(img)
         img = _normalise_mode(img)
         img = img.convert("L" if c == 1 else "RGB")
@@ -241,6 +275,129 @@ def _read_source(source: Any) -> bytes:
     return data
 
 
+_FILL_BYTES = re.compile(rb"\xff+")
+_SIGNATURES = {
+    b"\x89PNG\r\n\x1a\n": "PNG",
+    b"\xff\xd8\xff": "JPEG",
+    b"GIF8": "GIF",
+    **dict.fromkeys(TiffImagePlugin.PREFIXES, "TIFF"),
+}
+"""Leading bytes of some formats, to tell a damaged header from a non-image."""
+
+
+def _png_blocks(data: bytes) -> int:
+    """Number of PNG chunks up to IEND (counting stops past MAX_BLOCKS)."""
+    pos, count = 8, 0
+    while pos + 8 <= len(data) and count <= MAX_BLOCKS:
+        count += 1
+        if data[pos + 4 : pos + 8] == b"IEND":
+            break
+        pos += 12 + int.from_bytes(data[pos : pos + 4], "big")
+    return count
+
+
+def _jpeg_blocks(data: bytes) -> int:
+    """Steps of Pillow's JPEG header parser before the first scan: one per segment
+    and one per stray or fill byte (counting stops past MAX_BLOCKS)."""
+    pos, count = 2, 0
+    while count <= MAX_BLOCKS:
+        ff = data.find(b"\xff", pos)
+        if ff < 0:
+            break
+        end = _FILL_BYTES.match(data, ff).end()  # type: ignore[union-attr]
+        count += end - pos
+        if end >= len(data):
+            break
+        marker, pos = 0xFF00 | data[end], end + 1
+        if marker == 0xFFDA:  # start of scan: libjpeg takes over
+            break
+        if marker == 0xFF00:  # an escaped 0xFF, skipped
+            continue
+        entry = JpegImagePlugin.MARKER.get(marker)
+        if entry is None:  # Pillow stops here with an error
+            break
+        if entry[2] is not None:  # a segment with a length; Pillow skips the rest
+            pos += int.from_bytes(data[pos : pos + 2], "big")
+    return count
+
+
+def _gif_blocks(data: bytes) -> int:
+    """Blocks and stray bytes before the first GIF frame (counting stops past
+    MAX_BLOCKS); Pillow decodes the frame itself in C."""
+    if len(data) < 13:
+        return 0
+    pos, count = 13 + (3 << ((data[10] & 7) + 1) if data[10] & 0x80 else 0), 0
+    while pos < len(data) and count <= MAX_BLOCKS:
+        count += 1
+        byte, pos = data[pos], pos + 1
+        if byte in b",;":  # the first frame, or the end
+            break
+        if byte == 0x21:  # an extension: a label, then sub-blocks up to an empty one
+            pos += 1
+            while pos < len(data) and data[pos] and count <= MAX_BLOCKS:
+                count += 1
+                pos += 1 + data[pos]
+            pos += 1
+    return count
+
+
+def _tiff_blocks(data: bytes) -> int:
+    """Entries of the first TIFF directory, or the most values of one numeric tag
+    in it if more (Pillow expands those into Python tuples)."""
+    order = ">" if data[:2] == b"MM" else "<"
+    big = data[2] == 43  # BigTIFF, as Pillow tells it
+    most = 0
+    try:
+        if big:
+            (ifd,) = struct.unpack_from(order + "Q", data, 8)
+            (most,) = struct.unpack_from(order + "Q", data, ifd)
+            head, entry = ifd + 8, struct.Struct(order + "HHQ8x")
+        else:
+            (ifd,) = struct.unpack_from(order + "L", data, 4)
+            (most,) = struct.unpack_from(order + "H", data, ifd)
+            head, entry = ifd + 2, struct.Struct(order + "HHL4x")
+        for i in range(min(most, MAX_BLOCKS + 1)):
+            _, kind, count = entry.unpack_from(data, head + i * entry.size)
+            if kind not in (1, 2, 7):  # BYTE, ASCII and UNDEFINED stay bytes
+                most = max(most, count)
+    except struct.error:  # truncated: Pillow reports it
+        pass
+    return most
+
+
+def _check_blocks(data: bytes) -> None:
+    """Reject files that Pillow would take seconds and gigabytes merely to open
+    (see :data:`MAX_BLOCKS`) and JPEGs with over :data:`MAX_JPEG_SCANS` scans."""
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        kind, blocks = "PNG chunks", _png_blocks(data)
+    elif data.startswith(b"\xff\xd8\xff"):
+        scans = data.count(b"\xff\xda")  # SOS markers; metadata can only add some
+        if scans > MAX_JPEG_SCANS:
+            raise ImageError(
+                f"the JPEG has {scans} scans, the limit is {MAX_JPEG_SCANS}: "
+                "so many progressive scans would take minutes to decode"
+            )
+        kind, blocks = "JPEG header segments or stray bytes", _jpeg_blocks(data)
+    elif data[:6] in (b"GIF87a", b"GIF89a"):
+        kind, blocks = "GIF blocks before the first frame", _gif_blocks(data)
+    elif data[:4] in TiffImagePlugin.PREFIXES:
+        kind, blocks = "TIFF tags or values in one TIFF tag", _tiff_blocks(data)
+    else:
+        return
+    if blocks > MAX_BLOCKS:
+        raise ImageError(
+            f"the file has over {MAX_BLOCKS:,} {kind}, the limit: "
+            "such a file would take minutes and gigabytes to open"
+        )
+
+
+def _bomb_error(exc: Exception) -> ImageError:
+    return ImageError(
+        f"image rejected as a possible decompression bomb ({exc}); "
+        f"images may have at most {MAX_PIXELS:,} pixels"
+    )
+
+
 def load_image(
     source: PathLike | bytes | BinaryIO,
     spec: Mapping[str, Any],
@@ -249,42 +406,59 @@ def load_image(
     """Load a user image (path, bytes or file-like) as float32 (1, C, H, W) in [0, 1].
 
     Rejects with :class:`ImageError` (a ``ValueError``): empty or > MAX_BYTES
-    input, data Pillow cannot identify (only :data:`ALLOWED_FORMATS`), images
-    over :data:`MAX_PIXELS` pixels (checked from the header before decoding) and
-    decompression bombs, truncated or corrupt files (fully decoded here) and a
-    bad ``spec``. Global state (Pillow's MAX_IMAGE_PIXELS, warning filters) is
-    left untouched, so it is safe in Streamlit's threads. ``invert`` is as in
-    :func:`image_to_tensor`.
+    input, data Pillow cannot identify (only :data:`ALLOWED_FORMATS`), files
+    with absurd header structures (:data:`MAX_BLOCKS`, :data:`MAX_JPEG_SCANS`),
+    images over :data:`MAX_PIXELS` pixels (checked from the header before
+    decoding and again after), decompression bombs, truncated or corrupt files
+    (fully decoded here) and a bad ``spec``. Only the first frame of animations
+    and multi-page files is used. Global state (Pillow's MAX_IMAGE_PIXELS,
+    warning filters) is neither changed nor relied on, so it is safe in
+    Streamlit's threads. ``invert`` is as in :func:`image_to_tensor`.
     """
-    _parse_spec(spec)
+    _, h, w = _parse_spec(spec)
     data = _read_source(source)
+    _check_blocks(data)
     try:
-        # Pillow itself warns above ~89 MP and raises above ~179 MP; everything
-        # over MAX_PIXELS is rejected below from the header, before decoding.
+        # Pillow's own bomb check (warning above ~89 MP, error above ~179 MP,
+        # both global settings) is not relied on: MAX_PIXELS is checked below.
         # (No warnings.catch_warnings here: it is not thread-safe.)
         img = Image.open(io.BytesIO(data), formats=list(ALLOWED_FORMATS))
     except UnidentifiedImageError as exc:
+        kind = next((f for m, f in _SIGNATURES.items() if data.startswith(m)), None)
+        if kind in ALLOWED_FORMATS:
+            raise ImageError(
+                f"the file starts like a {kind} image, but its header is truncated "
+                "or corrupt"
+            ) from exc
         raise ImageError(
             f"not a recognised image (supported formats: {', '.join(ALLOWED_FORMATS)})"
         ) from exc
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageError(
-            f"image rejected as a possible decompression bomb ({exc}); "
-            f"images may have at most {MAX_PIXELS:,} pixels"
-        ) from exc
+        raise _bomb_error(exc) from exc
     except Exception as exc:
         raise ImageError(f"could not open the image: {exc}") from exc
     with img:
-        _check_pixels(img.size)
+        _check_pixels(img.size)  # from the header, before any pixel is decoded
+        iw, ih = img.size
+        if iw * ih > MAX_PYTHON_DECODED_PIXELS and any(
+            tile[0] in Image.DECODERS for tile in img.tile
+        ):
+            raise ImageError(
+                f"this {img.format} image ({iw}×{ih}) is compressed in a way that "
+                "Pillow decodes in Python, about a megapixel a second; such images "
+                f"may have at most {MAX_PYTHON_DECODED_PIXELS:,} pixels"
+            )
         try:
-            _, h, w = _parse_spec(spec)
-            if img.format == "JPEG" and img.mode in ("L", "RGB"):
+            if img.format in ("JPEG", "MPO") and img.mode in ("L", "RGB"):
                 # Decode at reduced scale (DCT scaling) when the photo is large.
                 side = 2 * max(h, w)
                 img.draft(img.mode, (side, side))
             img.load()  # full decode now: truncated/corrupt data fails here
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+            raise _bomb_error(exc) from exc
         except Exception as exc:
             raise ImageError(f"the image data is truncated or corrupt: {exc}") from exc
+        _check_pixels(img.size)  # what was decoded, in case the header understated it
         return image_to_tensor(img, spec, invert=invert)
 
 
