@@ -6,6 +6,7 @@ navigation between pages. Everything computed comes from `lipnet`.
 
 from __future__ import annotations
 
+import logging
 import sys
 from pathlib import Path
 
@@ -43,6 +44,15 @@ navigation = st.navigation(
         st.Page(PAGES / "model_card.py", title="Model card", icon=":material/badge:"),
     ]
 )
+FAILURE = "Something went wrong on this page"
 with st.sidebar:
     state.model_picker()
-navigation.run()
+try:
+    navigation.run()
+except Exception:  # a page's failure must not show the server's folders
+    logging.getLogger("lipnet.dashboard").exception("a page failed")
+    st.error(
+        f"{FAILURE}. The details are in the server's log. Try another input, "
+        "model or page; reloading the page starts afresh.",
+        icon=":material/error:",
+    )

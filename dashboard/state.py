@@ -16,9 +16,11 @@ import torch
 
 import lipnet
 from lipnet import zoo
-from lipnet.io import ModelFileError, from_bytes
+from lipnet.io import ModelFileError, load_upload
 
 UPLOADED = "uploaded model"
+MAX_UPLOADS_PER_SESSION = 3
+"""Uploaded models a session keeps; the oldest goes when another arrives."""
 
 # One torch thread per computation: the sessions already run in parallel, and
 # intra-op threads on these small models only contend with each other (the
@@ -43,7 +45,8 @@ class Choice:
 
     @property
     def certified(self) -> bool:
-        return self.model.head != "none"
+        """A certificate is shown only for a model whose bound was measured on load."""
+        return self.model.head != "none" and self.model.lipschitz_check["sound"]
 
 
 @st.cache_resource(show_spinner="Loading the model…")
@@ -52,17 +55,27 @@ def shipped_model(name: str) -> torch.nn.Module:
     return lipnet.load(zoo.list_models()[name])
 
 
-@st.cache_resource(show_spinner="Checking the uploaded model…", max_entries=8)
+@st.cache_resource(show_spinner="Checking the uploaded model…", max_entries=8, ttl=3600)
 def uploaded_model(spec_bytes: bytes, weights_bytes: bytes) -> torch.nn.Module:
-    """A user's model from its two files (validated; never unpickled)."""
-    return from_bytes(spec_bytes, weights_bytes)
+    """A user's model from its two files: validated, measured, never unpickled."""
+    return load_upload(spec_bytes, weights_bytes)
 
 
-@st.cache_resource(show_spinner="Reading test images…")
+@st.cache_resource(show_spinner="Reading test images…", max_entries=12, ttl=3600)
 def gallery(key: str, n: int = 48) -> tuple[torch.Tensor, torch.Tensor] | str:
-    """Test images of a model's task, or the reason there are none."""
+    """Test images of a model's task, or the reason there are none.
+
+    An uploaded model's card cannot choose the data (its training config is
+    dropped); it gets the test set of a shipped model with the same input
+    shape and classes, if there is one.
+    """
+    spec = model_by_key(key).spec
+    if key.startswith("upload:"):
+        spec = zoo.same_task(spec)
+        if spec is None:
+            return "No test images: no shipped model has this input shape and classes."
     try:
-        return zoo.test_images(model_by_key(key).spec, n)
+        return zoo.test_images(spec, n)
     except (FileNotFoundError, ValueError, KeyError) as e:
         return f"No test images: {e}"
 
@@ -92,6 +105,8 @@ def _read_upload(files: list) -> None:
     key = "upload:" + hashlib.sha256(spec + weights).hexdigest()[:16]
     uploads = st.session_state.setdefault("uploaded_models", {})
     if key not in uploads:  # select a new upload once; the user may then move on
+        while len(uploads) >= MAX_UPLOADS_PER_SESSION:
+            uploads.pop(next(iter(uploads)))  # the oldest
         uploads[key] = model
         st.session_state["model_key"] = key
 

@@ -88,5 +88,5 @@ def export_folder(model: nn.Module, path: str | os.PathLike) -> Path:
         "source_head": getattr(model, "head", None),
     }
     return save(
-        wrapped.eval(), path, card=card, name=f"{spec.get('name', 'model')}-plain"
+        wrapped.eval(), path, card=card, name=f"{spec.get('name', 'model')[:58]}-plain"
     )

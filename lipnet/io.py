@@ -13,7 +13,9 @@ import hashlib
 import json
 import math
 import os
-from collections.abc import Callable, Mapping
+import re
+import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -22,10 +24,27 @@ from safetensors import SafetensorError
 from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 from torch import nn
-from torch.nn.utils import parametrize
 
 from . import layers as L
+from .budget import MAX_OUTPUTS, check_budget
+from .card import check_card, for_upload, render_card
+from .certify import UNSOUND_TOLERANCE, lipschitz_upper_bound
+from .errors import ModelFileError
 from .layers import eval_mode
+from .registry import REGISTRY, check_layer, layer_spec
+
+__all__ = [
+    "REGISTRY",
+    "ModelFileError",
+    "build",
+    "from_bytes",
+    "load",
+    "load_upload",
+    "parse_spec",
+    "render_card",
+    "save",
+    "zip_folder",
+]
 
 FORMAT = "lipnet.model"
 FORMAT_VERSION = 1
@@ -34,129 +53,13 @@ WEIGHTS_FILE = "weights.safetensors"
 CARD_FILE = "CARD.md"
 MAX_SPEC_BYTES = 1_000_000
 MAX_WEIGHTS_BYTES = 200_000_000
-MAX_PARAMETERS = 25_000_000
 MAX_LAYERS = 256
-
-
-class ModelFileError(ValueError):
-    """A model folder or file that cannot be loaded, with the reason."""
-
-
-Pair = "pair"
-# type name -> (class, {argument: kind}); kinds: int, float, bool, str, pair.
-REGISTRY: dict[str, tuple[type[nn.Module], dict[str, Any]]] = {
-    "SpectralLinear": (
-        L.SpectralLinear,
-        {"in_features": int, "out_features": int, "bias": bool, "k": float},
-    ),
-    "AOLLinear": (
-        L.AOLLinear,
-        {"in_features": int, "out_features": int, "bias": bool, "k": float},
-    ),
-    "FrobeniusLinear": (
-        L.FrobeniusLinear,
-        {
-            "in_features": int,
-            "out_features": int,
-            "bias": bool,
-            "k": float,
-            "disjoint_neurons": bool,
-        },
-    ),
-    "SpectralConv2d": (
-        L.SpectralConv2d,
-        {
-            "in_channels": int,
-            "out_channels": int,
-            "kernel_size": Pair,
-            "input_size": Pair,
-            "stride": int,
-            "padding": Pair,
-            "padding_mode": str,
-            "bias": bool,
-            "k": float,
-        },
-    ),
-    "AOLConv2d": (
-        L.AOLConv2d,
-        {
-            "in_channels": int,
-            "out_channels": int,
-            "kernel_size": Pair,
-            "stride": int,
-            "padding": Pair,
-            "padding_mode": str,
-            "bias": bool,
-            "k": float,
-        },
-    ),
-    "GroupSort": (L.GroupSort, {"group_size": int}),
-    "GroupSort2": (L.GroupSort2, {}),
-    "FullSort": (L.FullSort, {}),
-    "MaxMin": (L.MaxMin, {}),
-    "ScaledL2NormPool2d": (L.ScaledL2NormPool2d, {"kernel_size": Pair}),
-    "ScaledAvgPool2d": (L.ScaledAvgPool2d, {"kernel_size": Pair}),
-    "InvertibleDownSampling": (L.InvertibleDownSampling, {"kernel_size": int}),
-    "LipFlatten": (L.Flatten, {}),
-    # Plain torch layers, for unconstrained contrast models.
-    "Linear": (nn.Linear, {"in_features": int, "out_features": int, "bias": bool}),
-    "Conv2d": (
-        nn.Conv2d,
-        {
-            "in_channels": int,
-            "out_channels": int,
-            "kernel_size": Pair,
-            "stride": int,
-            "padding": Pair,
-            "padding_mode": str,
-            "bias": bool,
-        },
-    ),
-    "ReLU": (nn.ReLU, {}),
-    "Flatten": (nn.Flatten, {}),
-    "MaxPool2d": (nn.MaxPool2d, {"kernel_size": Pair}),
-    "AvgPool2d": (nn.AvgPool2d, {"kernel_size": Pair}),
-    "Dropout": (nn.Dropout, {"p": float}),
-    "PixelUnshuffle": (nn.PixelUnshuffle, {"downscale_factor": int}),
-}
-_NAMES = {cls: name for name, (cls, _) in REGISTRY.items()}
-
-
-def _plain_config(m: nn.Module) -> dict[str, Any]:
-    """Constructor arguments of a registered plain torch layer."""
-    if isinstance(m, nn.Linear):
-        return {
-            "in_features": m.in_features,
-            "out_features": m.out_features,
-            "bias": m.bias is not None,
-        }
-    if isinstance(m, nn.Conv2d):
-        return {
-            "in_channels": m.in_channels,
-            "out_channels": m.out_channels,
-            "kernel_size": list(m.kernel_size),
-            "stride": m.stride[0],
-            "padding": list(m.padding),
-            "padding_mode": m.padding_mode,
-            "bias": m.bias is not None,
-        }
-    if isinstance(m, nn.MaxPool2d | nn.AvgPool2d):
-        k = m.kernel_size
-        return {"kernel_size": [k, k] if isinstance(k, int) else list(k)}
-    if isinstance(m, nn.Dropout):
-        return {"p": m.p}
-    if isinstance(m, nn.PixelUnshuffle):
-        return {"downscale_factor": m.downscale_factor}
-    return {}
-
-
-def layer_spec(m: nn.Module) -> dict[str, Any]:
-    """{"type": name, "args": {...}} for one layer of a registered type."""
-    cls = parametrize.type_before_parametrizations(m)
-    if cls not in _NAMES:
-        raise ModelFileError(f"layer type {cls.__name__} cannot be saved")
-    args = m.config() if isinstance(m, L.LipschitzLayer) else _plain_config(m)
-    return {"type": _NAMES[cls], "args": args}
+MAX_CLASS_NAME = 64
+MAX_BUILD_SECONDS = 30.0
+"""Wall time to build, fill and verify a model; the budget keeps it far below."""
+NAME_PATTERN = re.compile(r"[A-Za-z0-9._-]{1,64}")
+"""A model's name: never a path (no separators), so it can name a download."""
+NAME_RULE = "1 to 64 characters from A-Z, a-z, 0-9, '.', '_' and '-', not only dots"
 
 
 def model_spec(model: L.LipSequential) -> dict[str, Any]:
@@ -205,9 +108,12 @@ def save(
     stored in the spec under "card" and rendered to CARD.md.
     """
     folder = Path(path)
+    name = name or folder.name
+    if not _valid_name(name):
+        raise ValueError(f"invalid model name {name!r}: {NAME_RULE}")
     folder.mkdir(parents=True, exist_ok=True)
     spec = model_spec(model)
-    spec["name"] = name or folder.name
+    spec["name"] = name
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     blob = save_safetensors(state, metadata={"format": FORMAT})
     spec["weights"] = {
@@ -244,15 +150,21 @@ def load(path: str | os.PathLike) -> L.LipSequential:
 
 
 def from_bytes(spec_bytes: bytes, weights_bytes: bytes) -> L.LipSequential:
-    """Build a model from the bytes of a spec.json and a weights.safetensors."""
+    """Build a model from the bytes of a spec.json and a weights.safetensors.
+
+    A certified model is also measured: its rigorous Lipschitz upper bound
+    (`lipschitz_upper_bound`) must not exceed the declared constant by more
+    than 1e-3 (relative), so no certificate is shown that was not checked.
+    The measurement is kept as `model.lipschitz_check`.
+    """
+    started = time.perf_counter()
     if len(spec_bytes) > MAX_SPEC_BYTES:
         raise ModelFileError("spec.json is larger than the 1 MB limit")
     if len(weights_bytes) > MAX_WEIGHTS_BYTES:
         raise ModelFileError("weights.safetensors is larger than the 200 MB limit")
     spec = parse_spec(spec_bytes)
     digest = hashlib.sha256(weights_bytes).hexdigest()
-    expected = spec["weights"].get("sha256")
-    if expected != digest:
+    if spec["weights"]["sha256"] != digest:
         raise ModelFileError(
             "weights.safetensors does not match the checksum in spec.json: the "
             "file is truncated, corrupted or was modified"
@@ -270,15 +182,72 @@ def from_bytes(spec_bytes: bytes, weights_bytes: bytes) -> L.LipSequential:
     with torch.no_grad():  # builds the eval-mode weight caches once, up front
         model(torch.zeros(1, *spec["input_shape"]))
     model.spec = spec
+    model.lipschitz_check = _verify(model)
+    _check_time(started, "load")
     return model
 
 
+def load_upload(spec_bytes: bytes, weights_bytes: bytes) -> L.LipSequential:
+    """A user's model from its two files: `from_bytes`, with a card it cannot steer.
+
+    The card's training config is dropped (`lipnet.card.for_upload`): it
+    would choose which data the server decodes.
+    """
+    model = from_bytes(spec_bytes, weights_bytes)
+    model.spec["card"] = for_upload(model.spec["card"])
+    return model
+
+
+def _verify(model: L.LipSequential) -> dict[str, Any]:
+    """Measure a certified model's Lipschitz constant; refuse it if it lies."""
+    declared = model.lipschitz_constant
+    if model.head == "none" or declared is None:
+        return {"declared": None, "sound": False}
+    try:
+        upper = lipschitz_upper_bound(model, model.input_shape)
+    except (RuntimeError, ValueError, TypeError) as e:
+        raise ModelFileError(f"the Lipschitz bound cannot be measured: {e}") from None
+    if not upper <= declared * (1 + UNSOUND_TOLERANCE):
+        raise ModelFileError(
+            f"the model declares a Lipschitz constant of {declared:g}, but its "
+            f"layers measure up to {upper:.6g}: its certificates would be wrong"
+        )
+    return {"declared": declared, "upper_bound": upper, "sound": True}
+
+
+def _check_time(started: float, what: str) -> None:
+    elapsed = time.perf_counter() - started
+    if elapsed > MAX_BUILD_SECONDS:
+        raise ModelFileError(
+            f"the model took {elapsed:.0f} s to {what}, over the MAX_BUILD_SECONDS "
+            f"limit of {MAX_BUILD_SECONDS:g} s"
+        )
+
+
+def _valid_name(name: Any) -> bool:
+    return (
+        isinstance(name, str)
+        and NAME_PATTERN.fullmatch(name) is not None
+        and set(name) != {"."}
+    )
+
+
+def _valid_class_name(c: Any) -> bool:
+    return isinstance(c, str) and 1 <= len(c) <= MAX_CLASS_NAME and c.isprintable()
+
+
 def parse_spec(spec_bytes: bytes) -> dict[str, Any]:
-    """Decode and validate a spec.json (structure, types, sizes), without building."""
+    """Decode and validate a spec.json (structure, types, sizes), without building.
+
+    Every field a page or the builder reads is checked here, so a bad file
+    fails with a ModelFileError naming the field instead of a crash later.
+    """
     try:
         spec = json.loads(spec_bytes.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ModelFileError(f"spec.json is not valid JSON: {e}") from None
+    except (UnicodeDecodeError, ValueError, RecursionError) as e:
+        # ValueError covers JSONDecodeError and integers of over 4,300 digits.
+        reason = "it is nested too deeply" if isinstance(e, RecursionError) else e
+        raise ModelFileError(f"spec.json is not valid JSON: {reason}") from None
     if not isinstance(spec, dict) or spec.get("format") != FORMAT:
         raise ModelFileError(
             f"spec.json is not a lipnet model spec (expected format {FORMAT!r})"
@@ -287,101 +256,109 @@ def parse_spec(spec_bytes: bytes) -> dict[str, Any]:
         raise ModelFileError(
             f"unsupported spec format_version {spec.get('format_version')!r}"
         )
+    if not _valid_name(spec.get("name")):
+        raise ModelFileError(f"spec.json: 'name' must be {NAME_RULE}")
     shape = spec.get("input_shape")
     if not (
         isinstance(shape, list)
         and len(shape) == 3
         and all(isinstance(v, int) and not isinstance(v, bool) for v in shape)
         and shape[0] in (1, 3)
-        and all(2 <= v <= 1024 for v in shape[1:])
+        and all(2 <= v <= 256 for v in shape[1:])
     ):
-        raise ModelFileError(f"invalid input_shape {shape!r}: expected [1 or 3, H, W]")
+        raise ModelFileError(
+            f"invalid input_shape {shape!r}: expected [1 or 3, H, W], H and W "
+            "from 2 to 256"
+        )
     layers = spec.get("layers")
     if not isinstance(layers, list) or not 1 <= len(layers) <= MAX_LAYERS:
         raise ModelFileError("spec.json needs a list of 1 to 256 layers")
     for i, entry in enumerate(layers):
-        _check_layer(i, entry)
-    if not isinstance(spec.get("weights"), dict):
-        raise ModelFileError("spec.json has no 'weights' entry")
-    classes = spec.get("classes", [])
-    if not isinstance(classes, list) or not all(isinstance(c, str) for c in classes):
-        raise ModelFileError("'classes' must be a list of names")
-    if spec.get("head") not in (*L.HEAD_FACTORS, "none"):
-        raise ModelFileError(f"unknown head type {spec.get('head')!r}")
+        check_layer(i, entry)
+    weights = spec.get("weights")
+    if not isinstance(weights, dict) or not isinstance(weights.get("sha256"), str):
+        raise ModelFileError("spec.json has no 'weights' entry with a sha256")
+    _check_classes(spec)
+    lip = spec.get("lipschitz_constant")
+    if lip is not None and not (
+        isinstance(lip, int | float)
+        and not isinstance(lip, bool)
+        and 1e-6 <= lip <= 1e6
+    ):
+        raise ModelFileError(
+            "'lipschitz_constant' must be null or a number from 1e-6 to 1e6, "
+            f"got {lip!r}"
+        )
+    certified = spec["head"] != "none"
+    if spec.get("certified", certified) != certified:
+        raise ModelFileError("'certified' does not match the head")
+    if spec.get("normalization") is not None:
+        raise ModelFileError("'normalization' must be null: normalize inside the model")
+    spec["card"] = check_card(spec.get("card"))
     return spec
 
 
-def _check_layer(i: int, entry: Any) -> None:
-    """Validate one layer entry against the registry."""
-    if not isinstance(entry, dict) or not isinstance(entry.get("type"), str):
-        raise ModelFileError(f"layer {i} must be an object with a 'type'")
-    kind = entry["type"]
-    if kind not in REGISTRY:
-        raise ModelFileError(f"layer {i} has unknown type {kind!r}")
-    args = entry.get("args", {})
-    if not isinstance(args, dict):
-        raise ModelFileError(f"layer {i} ({kind}): 'args' must be an object")
-    allowed = REGISTRY[kind][1]
-    for name, value in args.items():
-        if name not in allowed:
-            raise ModelFileError(f"layer {i} ({kind}): unknown argument {name!r}")
-        if not _valid_value(allowed[name], value):
-            raise ModelFileError(f"layer {i} ({kind}): invalid {name}={value!r}")
+def _check_classes(spec: dict[str, Any]) -> None:
+    """Head, task and class names: what a certificate and every page read."""
+    if spec.get("head") not in (*L.HEAD_FACTORS, "none"):
+        raise ModelFileError(f"unknown head type {spec.get('head')!r}")
+    classes = spec.get("classes")
+    if not (
+        isinstance(classes, list)
+        and 2 <= len(classes) <= MAX_OUTPUTS
+        and all(_valid_class_name(c) for c in classes)
+        and len(set(classes)) == len(classes)
+    ):
+        raise ModelFileError(
+            "'classes' must list 2 to 1,000 distinct names of 1 to 64 printable "
+            "characters"
+        )
+    binary = spec["head"] == "binary" or (spec["head"] == "none" and len(classes) == 2)
+    if spec.get("task") != ("binary" if binary else "multiclass"):
+        raise ModelFileError(
+            f"'task' must be {'binary' if binary else 'multiclass'} for head "
+            f"{spec['head']!r} with {len(classes)} classes"
+        )
+    if binary and spec.get("positive_class", classes[1]) != classes[1]:
+        raise ModelFileError("'positive_class' must be the second class")
 
 
-def _valid_value(kind: Any, value: Any) -> bool:
-    checks: dict[Any, Callable[[Any], bool]] = {
-        int: lambda v: (
-            isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 1 << 20
-        ),
-        float: lambda v: (
-            isinstance(v, int | float)
-            and not isinstance(v, bool)
-            and math.isfinite(v)
-            and 0 <= v <= 1e6
-        ),
-        bool: lambda v: isinstance(v, bool),
-        str: lambda v: isinstance(v, str) and len(v) <= 32,
-        Pair: lambda v: (
-            isinstance(v, list) and len(v) == 2 and all(checks[int](x) for x in v)
-        ),
-    }
-    return checks[kind](value)
-
-
-def _parameter_estimate(spec: Mapping[str, Any]) -> int:
-    """Parameter count implied by the layer arguments, before allocating anything."""
-    total = 0
-    for entry in spec["layers"]:
-        a = entry.get("args", {})
-        if "in_features" in a:
-            total += a["in_features"] * a.get("out_features", 1)
-        if "in_channels" in a:
-            k = a.get("kernel_size", [1, 1])
-            total += a["in_channels"] * a.get("out_channels", 1) * k[0] * k[1]
-    return total
+def _check_outputs(spec: Mapping[str, Any], outputs: int) -> None:
+    """The last layer's outputs must match the head and the class list."""
+    n_classes = len(spec["classes"])
+    expected = 1 if spec["task"] == "binary" else n_classes
+    if outputs != expected:
+        raise ModelFileError(
+            f"the model outputs {outputs} score(s), but its {spec['task']} task "
+            f"with {n_classes} classes needs {expected}"
+        )
 
 
 def build(spec: Mapping[str, Any]) -> L.LipSequential:
-    """Instantiate the architecture a validated spec describes (random weights)."""
-    n = _parameter_estimate(spec)
-    if n > MAX_PARAMETERS:
-        raise ModelFileError(
-            f"the spec describes {n:,} parameters, over the {MAX_PARAMETERS:,} limit"
-        )
+    """Instantiate the architecture a validated spec describes (random weights).
+
+    The spec's costs are checked first (`lipnet.budget.check_budget`: shapes,
+    activations, parameters, FFT sizes, work), so nothing large is allocated
+    for a spec that asks too much. The Lipschitz constant is derived from the
+    layers (`LipSequential.lipschitz_constant`) and must equal the declared one.
+    """
+    started = time.perf_counter()
+    budget = check_budget(spec)
+    _check_outputs(spec, budget.outputs)
     modules = []
     for i, entry in enumerate(spec["layers"]):
-        cls = REGISTRY[entry["type"]][0]
         try:
-            modules.append(cls(**entry.get("args", {})))
-        except (TypeError, ValueError) as e:
-            raise ModelFileError(f"layer {i} ({entry['type']}): {e}") from None
+            modules.append(REGISTRY[entry["type"]][0](**entry.get("args", {})))
+        except (TypeError, ValueError, RuntimeError, MemoryError) as e:
+            raise ModelFileError(
+                f"layer {i} ({entry['type']}) cannot be built: {e}"
+            ) from None
     try:
         model = L.LipSequential(
             *modules,
             input_shape=spec["input_shape"],
-            classes=spec.get("classes") or None,
-            head=spec.get("head"),
+            classes=spec["classes"],
+            head=spec["head"],
         )
     except ValueError as e:
         raise ModelFileError(f"inconsistent spec: {e}") from None
@@ -397,10 +374,11 @@ def build(spec: Mapping[str, Any]) -> L.LipSequential:
     try:
         with torch.no_grad():
             model.eval()(torch.zeros(1, *spec["input_shape"]))
-    except RuntimeError as e:
+    except (RuntimeError, ValueError) as e:
         raise ModelFileError(
             f"the layers do not fit together for input {spec['input_shape']}: {e}"
         ) from None
+    _check_time(started, "build")
     return model
 
 
@@ -424,51 +402,6 @@ def _check_state(model: nn.Module, state: Mapping[str, torch.Tensor]) -> None:
             raise ModelFileError(f"weight {key} has dtype {tensor.dtype}, not float32")
         if not torch.isfinite(tensor).all():
             raise ModelFileError(f"weight {key} contains NaN or infinite values")
-
-
-def render_card(spec: Mapping[str, Any]) -> str:
-    """A Markdown model card from the spec and its "card" entry."""
-    card = spec.get("card", {})
-    lines = [f"# {spec.get('name', 'model')}", ""]
-    if card.get("summary"):
-        lines += [card["summary"], ""]
-    lip = spec.get("lipschitz_constant")
-    shape = " × ".join(map(str, spec.get("input_shape", [])))
-    certified = (
-        "yes" if spec.get("certified") else "NO: this model carries no certificate"
-    )
-    lines += [
-        "| property | value |",
-        "| --- | --- |",
-        f"| task | {spec.get('task')} ({', '.join(spec.get('classes', []))}) |",
-        f"| input | {shape}, pixels in [0, 1] |",
-        f"| Lipschitz constant (declared) | {lip if lip is not None else 'none'} |",
-        f"| head | {spec.get('head')} |",
-        f"| certified | {certified} |",
-    ]
-    layers = ", ".join(e["type"] for e in spec.get("layers", []))
-    lines += ["", "## Architecture", "", layers, ""]
-    for title, key in (
-        ("Data", "data"),
-        ("Training", "training"),
-        ("Metrics", "metrics"),
-        ("Lipschitz bounds", "lipschitz"),
-        ("Attacks", "attacks"),
-    ):
-        if card.get(key):
-            lines += [
-                f"## {title}",
-                "",
-                "```json",
-                json.dumps(card[key], indent=2),
-                "```",
-                "",
-            ]
-    if card.get("license"):
-        lines += ["## License and use", "", card["license"], ""]
-    if card.get("reproduce"):
-        lines += ["## Reproduce", "", "```", card["reproduce"], "```", ""]
-    return "\n".join(lines)
 
 
 def zip_folder(folder: str | os.PathLike) -> bytes:

@@ -69,6 +69,22 @@ def test_images(
     return x[:n].clone(), y[:n].clone()
 
 
+def same_task(spec: dict) -> dict | None:
+    """The spec of a shipped model with the same input shape and classes, if any.
+
+    Lets an uploaded model use a shipped test set chosen by the server, never
+    by the upload's own card.
+    """
+    for folder in list_models().values():
+        shipped = read_spec(folder)
+        if (shipped["input_shape"], shipped["classes"]) == (
+            spec["input_shape"],
+            spec["classes"],
+        ):
+            return shipped
+    return None
+
+
 def read_spec(folder: str | Path) -> dict:
     """A model folder's validated spec, without loading its weights."""
     return parse_spec((Path(folder) / SPEC_FILE).read_bytes())

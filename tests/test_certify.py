@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -12,6 +13,8 @@ from torch import nn
 import lipnet
 from lipnet.certify import NoCertificateError, radius_from_outputs
 from lipnet.layers import LipschitzLayer
+
+ZOO = Path(__file__).resolve().parents[1] / "assets" / "models"
 
 
 def test_radius_formulas_by_hand():
@@ -109,18 +112,38 @@ def test_upper_bound_of_a_plain_network_is_the_product_of_norms():
     )
 
 
-def test_conv_upper_bound_uses_the_real_input_size():
+def _conv_matrix(conv: nn.Conv2d, n: int) -> torch.Tensor:
+    """The dense matrix of a convolution on n × n inputs, column by column."""
+    eye = torch.eye(conv.in_channels * n * n).reshape(-1, conv.in_channels, n, n)
+    with torch.no_grad():
+        out = conv._conv_forward(eye, conv.weight, None)
+    return out.reshape(conv.in_channels * n * n, -1).double()
+
+
+@pytest.mark.parametrize("padding_mode", ["zeros", "circular"])
+def test_conv_upper_bound_is_a_bound_at_the_real_input_size(padding_mode):
     torch.manual_seed(0)
-    conv = nn.Conv2d(2, 3, 3, padding=1, bias=True)
+    conv = nn.Conv2d(2, 3, 3, padding=1, bias=True, padding_mode=padding_mode)
     n = 6
-    eye = torch.eye(2 * n * n).reshape(-1, 2, n, n)
-    mat = nn.functional.conv2d(eye, conv.weight.detach(), padding=1).reshape(
-        2 * n * n, -1
-    )
-    exact = float(torch.linalg.matrix_norm(mat, ord=2))
-    assert lipnet.lipschitz_upper_bound(
-        nn.Sequential(conv), (2, n, n)
-    ) == pytest.approx(exact, rel=1e-5)
+    exact = float(torch.linalg.matrix_norm(_conv_matrix(conv, n), ord=2))
+    model = nn.Sequential(conv)
+    upper = lipnet.lipschitz_upper_bound(model, (2, n, n))
+    estimate = lipnet.certify.lipschitz_estimate(model, (2, n, n))
+    assert estimate == pytest.approx(exact, rel=1e-5)  # from below, converged
+    assert upper >= exact * (1 - 1e-12)
+    if padding_mode == "circular":  # the torus is the real operator: exact
+        assert upper == pytest.approx(exact, rel=1e-6)
+    else:  # the 7 × 7 torus that embeds the zero-padded 6 × 6 conv
+        assert upper <= 1.25 * exact
+
+
+def test_upper_bound_is_never_below_the_power_iteration_estimate():
+    """Power iteration converges from below; the bound must sit above it."""
+    model = lipnet.load(ZOO / "mnist08-hkr")
+    shape = model.input_shape
+    upper = lipnet.lipschitz_upper_bound(model, shape)
+    assert upper >= lipnet.certify.lipschitz_estimate(model, shape)
+    assert upper <= 1 + 1e-5
 
 
 class _LyingLayer(nn.Linear, LipschitzLayer):

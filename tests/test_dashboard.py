@@ -32,10 +32,12 @@ TIMEOUT = 120
 
 
 def check(at: AppTest) -> AppTest:
-    """The run raised nothing; returns the app for chaining."""
+    """The run raised nothing, not even into the app's error box; returns the app."""
     assert not at.exception, "the app raised:\n" + "\n\n".join(
         f"{e.message}\n{''.join(e.stack_trace)}" for e in at.exception
     )
+    failed = [e.value for e in at.error if "Something went wrong" in e.value]
+    assert not failed, "a page failed (see the log above)"
     return at
 
 

@@ -237,13 +237,14 @@ def test_foreign_and_malicious_files(saved, tmp_path, capsys):
         (
             lambda s: s.update(
                 layers=[
+                    {"type": "Flatten", "args": {}},
                     {
                         "type": "Linear",
-                        "args": {"in_features": 100000, "out_features": 100000},
-                    }
+                        "args": {"in_features": 784, "out_features": 100000},
+                    },
                 ]
             ),
-            "over the",
+            "MAX_OUTPUTS, over its limit",
         ),
         (
             lambda s: s["layers"][0]["args"].update(padding_mode="reflect"),

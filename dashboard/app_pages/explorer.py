@@ -81,11 +81,28 @@ def pick_input(choice: state.Choice) -> torch.Tensor | None:
     if file is None:
         st.info("Waiting for an image.")
         return None
-    try:
-        return load_image(file, spec)
-    except ImageError as e:
-        st.error(f"This image cannot be used: {e}")
+    return decoded_once(file, spec)
+
+
+def decoded_once(file, spec: dict) -> torch.Tensor | None:
+    """An uploaded image, decoded once per upload and model shape, not per rerun.
+
+    Decoding a 16-megapixel file takes seconds; every click on the page
+    reruns it, so the session keeps the tensor (or the reason it was refused).
+    """
+    memo_key = (file.file_id, tuple(spec["input_shape"]))
+    memo = st.session_state.get("decoded_upload")
+    if memo is None or memo[0] != memo_key:
+        try:
+            value = load_image(file, spec)
+        except ImageError as e:
+            value = f"This image cannot be used: {e}"
+        memo = (memo_key, value)
+        st.session_state["decoded_upload"] = memo
+    if isinstance(memo[1], str):
+        st.error(memo[1])
         return None
+    return memo[1].clone()
 
 
 def builtin_example(spec: dict, digits: bool) -> torch.Tensor:

@@ -15,21 +15,19 @@ from lipnet.export import export_folder
 from lipnet.io import zip_folder
 
 
-@st.cache_data(show_spinner="Measuring the Lipschitz upper bound…")
+@st.cache_data(show_spinner="Measuring the Lipschitz upper bound…", max_entries=32)
 def measured_upper_bound(key: str) -> float:
     model = state.model_by_key(key)
     return lipschitz_upper_bound(model, model.input_shape)
 
 
-@st.cache_data(show_spinner="Exporting…")
+@st.cache_data(show_spinner="Exporting…", max_entries=16, ttl=3600)
 def downloads(key: str) -> tuple[bytes, bytes | None]:
     """(zip of the plain-layer export, zip of the model folder if shipped)."""
     model = state.model_by_key(key)
+    # A fixed name in a fresh temporary folder: nothing from the spec is a path.
     with tempfile.TemporaryDirectory() as tmp:
-        folder = export_folder(
-            model, Path(tmp) / f"{model.spec.get('name', 'model')}-plain"
-        )
-        plain = zip_folder(folder)
+        plain = zip_folder(export_folder(model, Path(tmp) / "model-plain"))
     shipped = zoo.list_models().get(key)
     return plain, (zip_folder(shipped) if shipped else None)
 

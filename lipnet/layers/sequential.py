@@ -23,7 +23,9 @@ class LipSequential(nn.Sequential):
     layer is a lipnet layer, else None (an unconstrained model: no
     certificate). `head` is "binary" (one output; positive means
     `classes[1]`), "lipschitz" (several outputs, the network L-Lipschitz as a
-    whole), "disjoint" (each output neuron L-Lipschitz) or "none".
+    whole), "disjoint" (each output neuron L-Lipschitz) or "none". The head
+    must match the last layer: "disjoint" needs a disjoint FrobeniusLinear
+    there, and such a layer needs the "disjoint" head.
     """
 
     def __init__(
@@ -44,13 +46,39 @@ class LipSequential(nn.Sequential):
                 f"head {self.head!r} needs every layer to be a lipnet layer with a "
                 "Lipschitz bound; use head='none' for an unconstrained model"
             )
+        self._check_head()
 
     @property
     def lipschitz_constant(self) -> float | None:
-        """Product of the layers' declared constants, or None if any is unbounded."""
+        """Product of the layers' constants, or None if any is unbounded.
+
+        Each layer counts as a map on its own, wherever it stands; only the
+        last layer under a "disjoint" head counts per output neuron.
+        """
         if not all(isinstance(m, LipschitzLayer) for m in self):
             return None
-        return math.prod(m.lipschitz for m in self)
+        per_neuron = getattr(self, "head", None) == "disjoint"
+        last = len(self) - 1
+        return math.prod(
+            layer_constant(m, per_neuron and i == last) for i, m in enumerate(self)
+        )
+
+    def _check_head(self) -> None:
+        """Refuse a head that does not match the last layer."""
+        last = self[-1] if len(self) else None
+        disjoint = _is_disjoint(last)
+        if self.head == "disjoint" and not disjoint:
+            raise ValueError(
+                "head 'disjoint' needs a FrobeniusLinear with disjoint_neurons=True "
+                "as the last layer"
+            )
+        if self.head in ("lipschitz", "binary") and disjoint and last.out_features > 1:
+            raise ValueError(
+                f"the last layer certifies each of its {last.out_features} neurons "
+                "on its own: its head must be 'disjoint'"
+            )
+        if self.head == "binary" and getattr(last, "out_features", 1) != 1:
+            raise ValueError("head 'binary' needs a last layer with one output")
 
     def _infer_head(self) -> str:
         if self.lipschitz_constant is None:
@@ -58,6 +86,22 @@ class LipSequential(nn.Sequential):
         last = [m for m in self if hasattr(m, "out_features")]
         if last and last[-1].out_features == 1:
             return "binary"
-        if last and isinstance(last[-1], FrobeniusLinear) and last[-1].disjoint_neurons:
+        if _is_disjoint(self[-1]):
             return "disjoint"
         return "lipschitz"
+
+
+def _is_disjoint(m: nn.Module | None) -> bool:
+    return isinstance(m, FrobeniusLinear) and m.disjoint_neurons
+
+
+def layer_constant(m: LipschitzLayer, per_neuron: bool = False) -> float:
+    """A layer's L2 Lipschitz constant as a map from its input to its output.
+
+    A disjoint FrobeniusLinear bounds each of its n rows by k, so as a whole
+    map it is only √n·k-Lipschitz (its spectral norm is at most its Frobenius
+    norm); `per_neuron` gives the per-row k that a "disjoint" head certifies.
+    """
+    if _is_disjoint(m) and not per_neuron:
+        return m.lipschitz * math.sqrt(m.out_features)
+    return m.lipschitz
