@@ -313,6 +313,8 @@ def _check_classes(spec: dict[str, Any]) -> None:
             "'classes' must list 2 to 1,000 distinct names of 1 to 64 printable "
             "characters"
         )
+    if spec["head"] == "binary" and len(classes) != 2:
+        raise ModelFileError("head 'binary' needs exactly 2 classes")
     binary = spec["head"] == "binary" or (spec["head"] == "none" and len(classes) == 2)
     if spec.get("task") != ("binary" if binary else "multiclass"):
         raise ModelFileError(
