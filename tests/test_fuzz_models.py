@@ -98,5 +98,6 @@ def test_a_lying_layer_is_caught_by_the_measurement(monkeypatch):
         return real(m, per_neuron) * (0.5 if first else 1.0)
 
     monkeypatch.setattr(lipnet.layers.sequential, "layer_constant", halved)
-    with pytest.raises(ModelFileError, match=r"constant of 0.5, but its layers measure up to (1|0\.99)"):
+    refusal = r"constant of 0.5, but its layers measure up to (1|0\.99)"
+    with pytest.raises(ModelFileError, match=refusal):
         load_upload(json.dumps(data).encode(), weights)
