@@ -2,7 +2,8 @@
 
 The public API the dashboard and outside checks rely on:
 `load`, `save`, `certified_radius`, `certified_accuracy`, `vanilla_export`,
-`lipschitz_upper_bound`, `lipschitz_lower_bound`, plus the layers and losses.
+`lipschitz_upper_bound` (rigorous), `lipschitz_estimate`, `lipschitz_lower_bound`,
+plus the layers and losses.
 """
 
 from .certify import (
@@ -10,6 +11,7 @@ from .certify import (
     certified_accuracy,
     certified_radius,
     check_lipschitz,
+    lipschitz_estimate,
     lipschitz_lower_bound,
     lipschitz_upper_bound,
 )
@@ -66,6 +68,7 @@ __all__ = [
     "certified_accuracy",
     "certified_radius",
     "check_lipschitz",
+    "lipschitz_estimate",
     "lipschitz_lower_bound",
     "lipschitz_upper_bound",
     "load",
