@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from .errors import ModelFileError
+from .ood import summary as ood_summary
 
 MAX_TEXT = 4_000
 MAX_DEPTH = 16
@@ -168,6 +169,18 @@ def render_card(spec: Mapping[str, Any]) -> str:
                 "```",
                 "",
             ]
+    if isinstance(card.get("ood"), dict):
+        lines += [
+            "## Out-of-distribution hint",
+            "",
+            "An input scored above the threshold is flagged in the explorer as "
+            "unlike the training data (`lipnet.ood`).",
+            "",
+            "```json",
+            json.dumps(ood_summary(card["ood"]), indent=2),
+            "```",
+            "",
+        ]
     if card.get("license"):
         lines += ["## License and use", "", card["license"], ""]
     if card.get("reproduce"):

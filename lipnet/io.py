@@ -31,6 +31,7 @@ from .card import check_card, for_upload, render_card
 from .certify import UNSOUND_TOLERANCE, lipschitz_upper_bound
 from .errors import ModelFileError
 from .layers import eval_mode
+from .ood import calibration_problem
 from .registry import REGISTRY, check_layer, layer_spec
 
 __all__ = [
@@ -43,6 +44,7 @@ __all__ = [
     "parse_spec",
     "render_card",
     "save",
+    "update_card",
     "zip_folder",
 ]
 
@@ -55,8 +57,12 @@ MAX_SPEC_BYTES = 1_000_000
 MAX_WEIGHTS_BYTES = 200_000_000
 MAX_LAYERS = 256
 MAX_CLASS_NAME = 64
-MAX_BUILD_SECONDS = 30.0
-"""Wall time to build, fill and verify a model; the budget keeps it far below."""
+MAX_BUILD_SECONDS = 60.0
+"""CPU seconds of the loading thread to build, fill and measure a model.
+
+A backstop behind the budget's work limits (shipped models take under 2 s).
+CPU time, not wall time, so a busy server never refuses a sound model.
+"""
 NAME_PATTERN = re.compile(r"[A-Za-z0-9._-]{1,64}")
 """A model's name: never a path (no separators), so it can name a download."""
 NAME_RULE = "1 to 64 characters from A-Z, a-z, 0-9, '.', '_' and '-', not only dots"
@@ -128,6 +134,26 @@ def save(
     return folder
 
 
+def update_card(path: str | os.PathLike, **sections: Any) -> L.LipSequential:
+    """Replace sections of a model folder's card in place; the weights stay as they are.
+
+    Rewrites spec.json (only `card[section]` changes) and CARD.md, each
+    through a temporary file and a rename, then loads the folder again to
+    prove it still loads; returns that model.
+    """
+    folder = Path(path)
+    spec = json.loads((folder / SPEC_FILE).read_text())
+    spec["card"].update(sections)
+    for name, text in (
+        (SPEC_FILE, json.dumps(spec, indent=2, sort_keys=False) + "\n"),
+        (CARD_FILE, render_card(spec)),
+    ):
+        tmp = folder / f".{name}.tmp"
+        tmp.write_text(text)
+        os.replace(tmp, folder / name)
+    return load(folder)
+
+
 def load(path: str | os.PathLike) -> L.LipSequential:
     """Load a model folder (or its spec.json): the model in eval mode, with `.spec`.
 
@@ -157,7 +183,7 @@ def from_bytes(spec_bytes: bytes, weights_bytes: bytes) -> L.LipSequential:
     than 1e-3 (relative), so no certificate is shown that was not checked.
     The measurement is kept as `model.lipschitz_check`.
     """
-    started = time.perf_counter()
+    started = time.thread_time()
     if len(spec_bytes) > MAX_SPEC_BYTES:
         raise ModelFileError("spec.json is larger than the 1 MB limit")
     if len(weights_bytes) > MAX_WEIGHTS_BYTES:
@@ -191,10 +217,14 @@ def load_upload(spec_bytes: bytes, weights_bytes: bytes) -> L.LipSequential:
     """A user's model from its two files: `from_bytes`, with a card it cannot steer.
 
     The card's training config is dropped (`lipnet.card.for_upload`): it
-    would choose which data the server decodes.
+    would choose which data the server decodes; so is an out-of-distribution
+    calibration that `lipnet.ood` finds malformed.
     """
     model = from_bytes(spec_bytes, weights_bytes)
-    model.spec["card"] = for_upload(model.spec["card"])
+    card = for_upload(model.spec["card"])
+    if "ood" in card and calibration_problem(card["ood"], model) is not None:
+        del card["ood"]  # a malformed calibration only loses the hint
+    model.spec["card"] = card
     return model
 
 
@@ -216,11 +246,11 @@ def _verify(model: L.LipSequential) -> dict[str, Any]:
 
 
 def _check_time(started: float, what: str) -> None:
-    elapsed = time.perf_counter() - started
+    elapsed = time.thread_time() - started
     if elapsed > MAX_BUILD_SECONDS:
         raise ModelFileError(
-            f"the model took {elapsed:.0f} s to {what}, over the MAX_BUILD_SECONDS "
-            f"limit of {MAX_BUILD_SECONDS:g} s"
+            f"the model took {elapsed:.0f} CPU seconds to {what}, over the "
+            f"MAX_BUILD_SECONDS limit of {MAX_BUILD_SECONDS:g}"
         )
 
 
@@ -344,7 +374,7 @@ def build(spec: Mapping[str, Any]) -> L.LipSequential:
     for a spec that asks too much. The Lipschitz constant is derived from the
     layers (`LipSequential.lipschitz_constant`) and must equal the declared one.
     """
-    started = time.perf_counter()
+    started = time.thread_time()
     budget = check_budget(spec)
     _check_outputs(spec, budget.outputs)
     modules = []

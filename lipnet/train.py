@@ -339,11 +339,18 @@ def fit(
 def lipschitz_report(model: LipSequential, x: Tensor) -> dict[str, Any]:
     """Declared constant beside the rigorous upper bound, an estimate, a lower bound.
 
+    An unconstrained model gets its upper bound alone, to show how large it is.
     The bound is rounded up and the lower bound down, so the card never
     states a tighter interval than was measured.
     """
     upper = lipschitz_upper_bound(model, model.input_shape)
     declared = model.lipschitz_constant
+    if model.head == "none":
+        return {
+            "declared": None,
+            "upper_bound": _round_up(upper, 3),
+            "note": "unconstrained: this model carries no certificate",
+        }
     return {
         "declared": declared,
         "upper_bound": _round_up(upper, 6),
@@ -402,16 +409,7 @@ def train(
     }
     if "test_ids" in data.provenance:
         card["data"]["test_ids_sha256"] = _ids_digest(data.provenance["test_ids"])
-    if model.head != "none":
-        card["lipschitz"] = lipschitz_report(model, data.x_test)
-    else:
-        card["lipschitz"] = {
-            "declared": None,
-            "upper_bound": _round_up(
-                lipschitz_upper_bound(model, model.input_shape), 3
-            ),
-            "note": "unconstrained: this model carries no certificate",
-        }
+    card["lipschitz"] = lipschitz_report(model, data.x_test)
     n_attack = int(config.get("attack_n", SUBSET))
     card["attacks"] = attack_report(
         model, data.x_test[:n_attack], data.y_test[:n_attack]

@@ -353,6 +353,34 @@ def test_uploading_an_image(app):
     assert result(app)[0] and metrics(app)["Certified radius r"] != "none"
 
 
+def test_a_nonsense_input_gets_the_out_of_distribution_hint(app):
+    """A uniform grey image still gets a class and a radius, and a warning."""
+    assert any("looks like the training data" in c for c in texts(app.caption))
+    check(app.radio(key="source").set_value("Upload an image").run())
+    grey = np.full((28, 28), 128, dtype=np.uint8)
+    check(
+        app.file_uploader(key="image_upload")
+        .set_value(("grey.png", png(grey), "image/png"))
+        .run()
+    )
+    assert metrics(app)["Certified radius r"] != "none"  # the certificate holds
+    (warning,) = [w for w in texts(app.warning) if "unlike the training data" in w]
+    assert "the certificate still holds, the class may be meaningless" in warning
+
+
+def test_an_upload_is_decoded_once(app):
+    """Reruns that do not change the upload reuse its decoded tensor."""
+    check(app.radio(key="source").set_value("Upload an image").run())
+    check(
+        app.file_uploader(key="image_upload")
+        .set_value(("zero.png", digit_png(), "image/png"))
+        .run()
+    )
+    first = app.session_state["decoded_upload"]
+    check(app.checkbox(key="box").set_value(False).run())
+    assert app.session_state["decoded_upload"] is first
+
+
 BAD_IMAGES = {
     "not-an-image": ("bad.png", b"this is not an image", "not a recognised image"),
     "empty": ("empty.png", b"", "empty"),

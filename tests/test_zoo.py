@@ -39,7 +39,13 @@ def test_model_loads_and_its_bound_holds(load_model, name):
     upper = lipnet.lipschitz_upper_bound(model, model.input_shape)
     if spec["certified"]:
         assert upper <= model.lipschitz_constant + 1e-3
-        assert card["lipschitz"]["sound"] is True
+        bounds = card["lipschitz"]
+        assert bounds["sound"] is True
+        # The card's interval is ordered: lower ≤ estimate ≤ upper (rounded up).
+        assert bounds["lower_bound"] <= bounds["upper_bound"]
+        assert bounds["estimate"] <= bounds["upper_bound"]
+        assert upper <= bounds["upper_bound"]
+        assert model.lipschitz_check["upper_bound"] == pytest.approx(upper)
     else:
         assert model.head == "none" and "no certificate" in card["summary"].lower()
     if name.startswith("moustache"):
@@ -74,3 +80,21 @@ def test_twins():
     assert zoo.twin_of("mnist08-hkr", names) == "mnist08-baseline"
     assert zoo.twin_of("moustache-baseline", names) == "moustache-hkr"
     assert zoo.twin_of("mnist10-hkr", names) is None
+
+
+def test_bounds_command_rewrites_only_the_lipschitz_section(models_dir, tmp_path):
+    import shutil
+
+    from lipnet.__main__ import main
+
+    folder = shutil.copytree(models_dir / "mnist08-hkr", tmp_path / "m")
+    before = lipnet.load(folder).spec
+    weights = (folder / "weights.safetensors").read_bytes()
+    assert main(["bounds", str(folder)]) == 0
+    after = lipnet.load(folder).spec
+    assert (folder / "weights.safetensors").read_bytes() == weights
+    assert {k: v for k, v in after["card"].items() if k != "lipschitz"} == {
+        k: v for k, v in before["card"].items() if k != "lipschitz"
+    }
+    assert after["card"]["lipschitz"]["upper_bound"] >= 1 - 1e-6
+    assert "rounded up" in (folder / "CARD.md").read_text()

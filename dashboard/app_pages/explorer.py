@@ -10,6 +10,7 @@ import torch
 from PIL import Image
 
 from dashboard import results, state, views
+from lipnet import ood
 from lipnet.attacks import METHOD_LABELS, AttackError
 from lipnet.data import (
     ImageError,
@@ -196,6 +197,22 @@ def chart(where, svg: str) -> None:
     where.markdown(svg, unsafe_allow_html=True)
 
 
+def familiarity(model: torch.nn.Module, x: torch.Tensor) -> None:
+    """The out-of-distribution hint: is this input like the training data?"""
+    result = ood.check(model, x)
+    if result is None:
+        st.caption("This model carries no out-of-distribution calibration.")
+        return
+    relative = float(result.score[0]) / result.threshold
+    if bool(result.unusual[0]):
+        st.warning(f"{result.message} (score {relative:.1f}× the threshold)")
+    else:
+        st.caption(
+            f"The input looks like the training data: out-of-distribution score "
+            f"{relative:.2f}× the threshold that 1% of test images exceed."
+        )
+
+
 def certificate_panel(v: dict, certified: bool) -> None:
     """The radius, the distance the attack needed, their ratio, in words and a bar."""
     radius, distance = v["radius"], v["distance"]
@@ -256,6 +273,7 @@ def show_result(choice: state.Choice, v: dict, x_np: np.ndarray) -> None:
     chart(left, v["scores"])
     with right:
         certificate_panel(v, choice.certified)
+        familiarity(choice.model, torch.from_numpy(x_np))
     if v["path"] is not None:
         show_path(v)
     if v["twin"]:
