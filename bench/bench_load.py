@@ -3,6 +3,7 @@
 Run: python bench/bench_load.py [--sessions 10] [--rounds 3] [--json PATH]
      [--model mnist08-hkr] [--method deepfool] [--server-cpus 0,1]
      [--server-env OMP_NUM_THREADS=1] [--browser-per-session]
+     [--client-nice 19] [--long-report [--report-model mnist08-hkr]]
 
 Starts `streamlit run dashboard/app.py` on a free loopback port (the browser
 tests' `DashboardServer`) and drives N concurrent headless browser sessions
@@ -51,6 +52,19 @@ server process and its children every 0.2 s; the report gives the peak sum of
 RSS (MiB), the kernel's high-water mark and the RSS before the first session
 and at the end. The load average (and the CPU used by other processes) is
 reported too: numbers taken on a busy machine are pessimistic.
+
+`--long-report`: one more session, on the robustness report page (1000 test
+images), runs a long report during every other round (rounds 1, 3, ...) and
+clicks its Stop at the end of that round; the other rounds are the reference,
+in the same run. The report then shares the server with the ten explorers
+through the shared work queue (`dashboard/work_queue.py`); the summary gives
+the explorer's latency with and without the report, their ratio, how many
+images the report did, how often it showed its place in line, and how long
+its Stop took. `--server-env LIPNET_REPORT_REST=0` runs the report flat out
+(no rest between batches), `--server-env LIPNET_HEAVY_SLOTS=99` without the
+queue's limit. Use an even number of rounds (e.g. `--rounds 4`: alone,
+with the report, alone, with the report); 4 rounds x 10 sessions stay within
+the 48 test images, so every new image is new to the server.
 
 Target: worst interaction under 3 s on the MNIST models on 2 CPU cores.
 """
@@ -399,6 +413,144 @@ class Session:
         return path
 
 
+# --------------------------------------------------------------------------
+# One more session: a long robustness report (--long-report)
+
+REPORT_IMAGES = 1000  # the report page's largest number of test images
+# "N of M images" on the report's progress bar: N, or -1 before there is one.
+REPORT_DONE = """() => {
+    const bar = document.querySelector('[data-testid="stProgress"]');
+    const m = bar === null ? null : bar.innerText.match(/(\\d+) of (\\d+) images/);
+    return m === null ? -1 : parseInt(m[1]);
+}"""
+# The place in line the report's waiting message shows now (or 0), the images
+# done, and whether the page is idle (the report over).
+REPORT_STATE = f"""() => {{
+    let place = 0;
+    for (const e of document.querySelectorAll('[data-testid="stAlertContainer"]')) {{
+        const m = e.innerText.match(/number (\\d+) in line/);
+        if (m !== null) place = parseInt(m[1]);
+    }}
+    return [place, ({REPORT_DONE})(), ({IDLE})()];
+}}"""
+
+
+class Reporter:
+    """The session that runs a long report while the explorers do their round."""
+
+    def __init__(self, page, timeout_ms: float, model: str):
+        self.page, self.timeout_ms, self.model = page, timeout_ms, model
+        self.rounds: list[dict] = []
+        self._current: dict | None = None
+        self._sampler: asyncio.Task | None = None
+
+    async def wait(self, js: str, what: str, arg=None):
+        try:
+            return await self.page.wait_for_function(
+                js, arg=arg, timeout=self.timeout_ms, polling=POLL_MS
+            )
+        except PlaywrightError as e:
+            raise RuntimeError(
+                f"report session: timed out waiting for {what}: {e}"
+            ) from None
+
+    async def open(self, url: str) -> None:
+        await self.page.goto(f"{url}/report", timeout=self.timeout_ms)
+        await self.wait(IDLE, "the report page")
+        if self.model != DEFAULT_MODEL:
+            box = self.page.locator('[data-testid="stSidebar"]').get_by_role(
+                "combobox", name="Model"
+            )
+            await box.click()
+            await self.page.get_by_role("option", name=self.model).first.click()
+            await self.page.wait_for_timeout(300)
+            await self.wait(IDLE, f"the report page on {self.model}")
+        slider = self.page.get_by_role("slider", name="Test images")
+        await slider.focus()
+        await self.page.keyboard.press("End")
+        await self.wait(
+            f"() => document.querySelector('[aria-label=\"Test images\"]')"
+            f"?.getAttribute('aria-valuenow') === '{REPORT_IMAGES}' "
+            f"|| [...document.querySelectorAll('input[type=range]')]"
+            f".some(e => e.value === '{REPORT_IMAGES}')",
+            "the slider at 1000 images",
+        )
+        await self.page.wait_for_timeout(300)
+        await self.wait(IDLE, "the report page with 1000 images")
+
+    async def start(self, round_: int) -> None:
+        """Click Run and wait for the first batch on the progress bar."""
+        t0 = time.perf_counter()
+        await self.page.locator(".st-key-report_run button").click()
+        await self.wait(f"() => ({REPORT_DONE})() > 0", "the report's first batch")
+        self._current = {
+            "round": round_,
+            "first_batch_s": round(time.perf_counter() - t0, 3),
+            "t": time.perf_counter(),
+            "places": [],
+            "restarts": 0,
+        }
+        self._sampler = asyncio.create_task(self._sample(self._current))
+
+    async def _sample(self, cur: dict) -> None:
+        """Every 0.2 s, the place in line shown (0: not waiting); a report
+        that is over starts again, so one runs for the whole round."""
+        with contextlib.suppress(PlaywrightError):
+            while True:
+                place, done, idle = await self.page.evaluate(REPORT_STATE)
+                cur["places"].append(place)
+                if idle and done >= REPORT_IMAGES:
+                    await self.page.locator(".st-key-report_run button").click()
+                    cur["restarts"] += 1
+                    await self.wait(
+                        f"() => ({REPORT_DONE})() < {REPORT_IMAGES}", "a new report"
+                    )
+                await asyncio.sleep(0.2)
+
+    async def stop(self) -> None:
+        """Click the report's Stop and time it until the page is idle."""
+        cur, self._current = self._current, None
+        if cur is None:
+            return
+        if self._sampler is not None:
+            self._sampler.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sampler
+        done = await self.page.evaluate(REPORT_DONE)
+        running = await self.page.evaluate(
+            "() => document.querySelector('[data-testid=\"stApp\"]')"
+            ".getAttribute('data-test-script-state') === 'running'"
+        )
+        t0 = time.perf_counter()
+        await self.page.locator(".st-key-report_stop button").click()
+        await self.wait(IDLE, "the report to stop")
+        stop_s = time.perf_counter() - t0
+        after = await self.page.evaluate(REPORT_DONE)
+        seconds = t0 - cur.pop("t")
+        places = cur.pop("places")
+        self.rounds.append(
+            {
+                **cur,
+                "seconds": round(seconds, 2),
+                "images": done + REPORT_IMAGES * cur["restarts"],
+                "images_after_stop": after,
+                "images_per_s": round(
+                    (done + REPORT_IMAGES * cur["restarts"]) / max(seconds, 1e-9), 2
+                ),
+                "still_running_at_stop": running and done < REPORT_IMAGES,
+                "stop_s": round(stop_s, 3),
+                "samples": len(places),
+                "samples_waiting": sum(p > 0 for p in places),
+                "places_seen": sorted({p for p in places if p > 0}),
+            }
+        )
+
+
+def phase(args, round_: int) -> str:
+    """'alone', or 'report' for the rounds during which the report runs."""
+    return "report" if args.long_report and round_ % 2 == 1 else "alone"
+
+
 def target_index(s: int, round_: int, sessions: int, n: int, current: int) -> int:
     """A session-specific test image, not seen before by anyone while n allows."""
     index = (1 + s + round_ * sessions) % n
@@ -406,24 +558,42 @@ def target_index(s: int, round_: int, sessions: int, n: int, current: int) -> in
 
 
 async def run_session(
-    sess: Session, args, url: str, barrier: asyncio.Barrier, mark
+    sess: Session,
+    args,
+    url: str,
+    barrier: asyncio.Barrier,
+    mark,
+    reporter: Reporter | None = None,
 ) -> None:
     async def together(label: str) -> None:
         if await barrier.wait() == 0:  # one session per crossing marks the step
             mark(label)
 
+    async def report_for(round_: int | None) -> None:
+        """Between rounds, one session starts or stops the long report."""
+        if reporter is not None and await barrier.wait() == 0:
+            if round_ is not None and phase(args, round_) == "report":
+                mark(f"{round_}:start report")
+                await reporter.start(round_)
+            else:
+                mark(f"{'end' if round_ is None else round_}:stop report")
+                await reporter.stop()
+
     try:
         await sess.open(url, args.model)
         for r in range(args.rounds):
             index = target_index(sess.s, r, args.sessions, sess.n_images, sess.index)
+            where = {"phase": phase(args, r)}
+            await report_for(r)
             await together(f"{r}:image")
-            await sess.timed("image", lambda i=index: sess.move_slider(i), r)
+            await sess.timed("image", lambda i=index: sess.move_slider(i), r, **where)
             await together(f"{r}:method")
             await sess.timed(
                 "method",
                 lambda: sess.choose_method(args.method),
                 r,
                 method=args.method,
+                **where,
             )
             await together(f"{r}:method back")
             await sess.timed(
@@ -431,7 +601,9 @@ async def run_session(
                 lambda: sess.choose_method("transport"),
                 r,
                 method="transport",
+                **where,
             )
+        await report_for(None)
         await together("end")
     except asyncio.BrokenBarrierError:
         raise  # another session failed and says why
@@ -507,6 +679,14 @@ async def drive(args, server: DashboardServer) -> dict:
             context = await browsers[-1].new_context(viewport=VIEWPORT)
             context.set_default_timeout(args.timeout * 1000)
             sessions.append(Session(s, await context.new_page(), args.timeout * 1000))
+        reporter = None
+        if args.long_report:
+            context = await browsers[-1].new_context(viewport=VIEWPORT)
+            context.set_default_timeout(args.timeout * 1000)
+            reporter = Reporter(
+                await context.new_page(), args.timeout * 1000, args.report_model
+            )
+            await reporter.open(server.url)
         clock = CpuClock(server.proc.pid)
         barrier = asyncio.Barrier(args.sessions)
         load0 = os.getloadavg()
@@ -519,6 +699,7 @@ async def drive(args, server: DashboardServer) -> dict:
                     server.url,
                     barrier,
                     lambda k: marks.append((k, clock())),
+                    reporter,
                 )
                 for sess in sessions
             )
@@ -531,6 +712,7 @@ async def drive(args, server: DashboardServer) -> dict:
     }
     return {
         "sessions": sessions,
+        "reporter": reporter,
         "steps": steps,
         "total": cpu_between(marks[0][1], marks[-1][1]),
         "interactions": cpu_between(marks[1][1], marks[-1][1]),
@@ -571,6 +753,7 @@ def report(args, run: dict, sampler: ServerSampler, rss_idle: int) -> dict:
             "server_cpus": sorted(args.server_cpus) if args.server_cpus else "all",
             "client_nice": args.client_nice,
             "client_processes_reniced": run.get("reniced", 0),
+            "long_report": args.long_report,
         },
         "interactions": {
             **summary(times),
@@ -615,8 +798,69 @@ def report(args, run: dict, sampler: ServerSampler, rss_idle: int) -> dict:
             "met": max(times) < TARGET_S,
             "server_met": max(server_times(records)) < TARGET_S,
         },
+        **({"long_report": long_report(run, records)} if run["reporter"] else {}),
         "records": records,
     }
+
+
+def long_report(run: dict, records: list[dict]) -> dict:
+    """The explorers' latency with and without the long report, and the report's
+    own rounds (images done, place in line, time to stop)."""
+    out: dict = {"report_model": run["reporter"].model}
+    for name in ("alone", "report"):
+        mine = [r for r in records if r.get("phase") == name]
+        out[name] = {
+            **summary([r["seconds"] for r in mine]),
+            "server": summary(server_times(mine)),
+            "by_kind": {
+                k: summary([r["seconds"] for r in mine if r["kind"] == k])
+                for k in ("image", "method", "method back")
+            },
+        }
+    a, b = out["alone"], out["report"]
+    out["ratio_report_over_alone"] = {
+        k: round(b[k] / a[k], 3) for k in ("median_s", "p90_s", "max_s")
+    }
+    out["ratio_report_over_alone"]["server_median_s"] = round(
+        b["server"]["median_s"] / a["server"]["median_s"], 3
+    )
+    out["report_rounds"] = run["reporter"].rounds
+    return out
+
+
+def print_long_report(lr: dict) -> None:
+    print(
+        f"\nexplorer latency without and with a long report ({lr['report_model']}, "
+        f"{REPORT_IMAGES} images) running in one more session:"
+    )
+    print(
+        "  phase          n   median     p90   worst   server: median   worst"
+        "   image med  method med  back med"
+    )
+    for name in ("alone", "report"):
+        v = lr[name]
+        k = v["by_kind"]
+        print(
+            f"  {'with report' if name == 'report' else 'alone':12s} {v['n']:4d}"
+            f" {v['median_s']:7.2f} s {v['p90_s']:5.2f} s {v['max_s']:5.2f} s"
+            f" {v['server']['median_s']:12.2f} s {v['server']['max_s']:5.2f} s"
+            f" {k['image']['median_s']:9.2f} s {k['method']['median_s']:9.2f} s"
+            f" {k['method back']['median_s']:7.2f} s"
+        )
+    r = lr["ratio_report_over_alone"]
+    print(
+        f"  ratio with / without: median {r['median_s']:.2f}, p90 {r['p90_s']:.2f}, "
+        f"worst {r['max_s']:.2f}; server's share median {r['server_median_s']:.2f}"
+    )
+    for rr in lr["report_rounds"]:
+        print(
+            f"  report in round {rr['round']}: {rr['images']} images in "
+            f"{rr['seconds']:.1f} s ({rr['images_per_s']:.1f}/s, restarted "
+            f"{rr['restarts']}×), running at Stop: "
+            f"{rr['still_running_at_stop']}; waiting in {rr['samples_waiting']} of "
+            f"{rr['samples']} samples, places seen {rr['places_seen']}; Stop took "
+            f"{rr['stop_s']:.2f} s (first batch {rr['first_batch_s']:.2f} s after Run)"
+        )
 
 
 def print_report(rep: dict) -> None:
@@ -682,6 +926,8 @@ def print_report(rep: dict) -> None:
         f"before the sessions, {mem['rss_end_mib']:.0f} MiB at the end; up to "
         f"{mem['peak_threads']} threads"
     )
+    if "long_report" in rep:
+        print_long_report(rep["long_report"])
     t = rep["target"]
     print(
         f"target: worst interaction < {t['worst_interaction_below_s']:.0f} s: "
@@ -736,7 +982,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "server goes first on shared cores, as if the users' browsers ran on "
         "their own machines; rendering still happens here, last",
     )
+    ap.add_argument(
+        "--long-report",
+        action="store_true",
+        help="one more session runs a long robustness report during every "
+        "other round (use an even --rounds, e.g. 4); the others are the reference",
+    )
+    ap.add_argument(
+        "--report-model",
+        default=DEFAULT_MODEL,
+        choices=list(zoo.list_models()),
+        help="the long report's model",
+    )
     args = ap.parse_args(argv)
+    if args.long_report and args.rounds < 2:
+        ap.error("--long-report needs at least 2 rounds (one without, one with)")
     if args.sessions < 1 or args.rounds < 1:
         ap.error("--sessions and --rounds must be at least 1")
     if args.server_cpus is not None:

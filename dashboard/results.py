@@ -10,17 +10,27 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 import torch
+from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from dashboard import state, svg_charts, views
+from dashboard.work_queue import HEAVY
 from lipnet.attacks import AttackResult, counterfactual
 from lipnet.explain import attribute
 
 
 @st.cache_data(max_entries=256, ttl=3600, show_spinner=False)
 def run_attack(key: str, x: np.ndarray, method: str, params: tuple) -> AttackResult:
-    """One cached attack: reruns with the same model, input and parameters are free."""
+    """One cached attack: reruns with the same model, input and parameters are free.
+
+    Every method but the transport counterfactual (milliseconds) takes its turn
+    in the shared work queue; the explorer's spinner shows while it waits.
+    """
     model = state.model_by_key(key)
-    return counterfactual(model, torch.from_numpy(x), method, **dict(params))
+    if method == "transport":
+        return counterfactual(model, torch.from_numpy(x), method, **dict(params))
+    ctx = get_script_run_ctx()
+    with HEAVY.slot(ctx.session_id if ctx is not None else "explorer"):
+        return counterfactual(model, torch.from_numpy(x), method, **dict(params))
 
 
 @st.cache_data(max_entries=256, ttl=3600, show_spinner=False)

@@ -5,8 +5,10 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 import torch
+from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from dashboard import views
+from dashboard.work_queue import HEAVY
 from lipnet import toy
 
 st.title("2D playground")
@@ -32,20 +34,29 @@ with controls:
 def trained(
     dataset: str, n: int, lipschitz: bool, alpha: float, margin: float, steps: int
 ):
-    """Train once per setting; the progress bar shows while it runs."""
+    """Train once per setting; the progress bar shows while it runs.
+
+    The training takes turns in the shared work queue: every 20 steps it lets
+    whoever waits go first, and while it waits the bar shows its place.
+    """
     x, y = toy.make_dataset(dataset, n)
-    bar = st.progress(
-        0.0, text=f"Training the {'hKR' if lipschitz else 'unconstrained'} network…"
-    )
-    result = toy.train_toy(
-        x,
-        y,
-        lipschitz,
-        alpha,
-        margin,
-        steps,
-        progress=lambda p: bar.progress(min(p, 1.0)),
-    )
+    text = f"Training the {'hKR' if lipschitz else 'unconstrained'} network…"
+    bar = st.progress(0.0, text=text)
+    done = [0.0]
+
+    def show_place(place: int) -> None:
+        bar.progress(done[0], text=f"Waiting for a free worker: number {place} in line")
+
+    ctx = get_script_run_ctx()
+    owner = ctx.session_id if ctx is not None else "playground"
+    with HEAVY.slot(owner, on_wait=show_place, poll_s=0.25) as turn:
+
+        def progress(p: float) -> None:
+            turn.yield_turn()
+            done[0] = min(p, 1.0)
+            bar.progress(done[0], text=text)
+
+        result = toy.train_toy(x, y, lipschitz, alpha, margin, steps, progress=progress)
     bar.empty()
     return x, y, result
 

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import time
+
 import streamlit as st
+from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from dashboard import state, views
+from dashboard.work_queue import HEAVY
 from lipnet.report import figures, iter_report, least_robust, summarize, to_csv
 
 st.title("Robustness report")
@@ -18,7 +23,14 @@ st.markdown(
 choice = state.current()
 default_n = 200 if choice.spec["input_shape"][0] == 1 else 40
 n = st.slider("Test images", 10, 1000, default_n, step=10, key="report_n")
-batch = st.select_slider("Batch size", [10, 25, 50, 100], 50, key="report_batch")
+batch = st.select_slider(
+    "Largest batch",
+    [5, 10, 25],
+    25,
+    key="report_batch",
+    help="Batches shrink to about half a second of work each, so Stop, and "
+    "other people's jobs, never wait long.",
+)
 report_key = (choice.key, n, batch)
 go, stop = st.columns(2)
 if go.button("Run the report", type="primary", key="report_run"):
@@ -56,25 +68,57 @@ def show_summary(rows: list) -> None:
         right.plotly_chart(figs["ratio_histogram"], width="stretch")
 
 
-# One run does every batch and redraws the partial results after each. A click
-# on Stop interrupts it at the next redraw (Streamlit stops a run when a new
-# one is requested) and the new run sees the click: rows done so far stay.
+# One run does every batch and moves the progress bar after each. A click on
+# Stop interrupts it there (Streamlit stops a run when a new one is requested)
+# and the new run sees the click: rows done so far stay.
+# Each batch takes a turn in the shared work queue, then goes to the back of
+# the line, and is sized to about BATCH_CPU_S of CPU (measured on the last
+# one), so Stop and other people's jobs wait for one small batch at most.
+# After each batch the report rests as long as the batch took (REST): even
+# with a core of its own, a report running flat out holds the GIL often
+# enough to double everyone else's reruns (bench/RESULTS.md, "Shared work
+# queue"), so one user's report takes at most about half a core. The partial
+# figures are redrawn every REDRAW_S seconds, not after every small batch.
+# LIPNET_REPORT_REST=0 runs reports flat out (a single-user machine).
+BATCH_CPU_S = 0.5
+REST = float(os.environ.get("LIPNET_REPORT_REST", "1"))
+REDRAW_S = 2.0
 bar = st.progress(len(rows) / len(x), text=f"{len(rows)} of {len(x)} images")
+waiting = st.empty()
 partial = st.empty()
 drawn = False
+
+
+def show_place(place: int) -> None:
+    """Where this report's next batch stands in the queue (a Stop checkpoint)."""
+    waiting.info(f"Waiting for a free worker: you are number {place} in line.")
+
+
 if report["running"]:
-    size = report["key"][2]
-    for start in range(len(rows), len(x), size):
+    ctx = get_script_run_ctx()
+    owner = ctx.session_id if ctx is not None else "report"
+    size, start, last_draw = 1, len(rows), 0.0
+    while start < len(x):
         end = min(start + size, len(x))
         x_b, y_b = x[start:end], y[start:end]
-        batch = next(iter_report(choice.model, x_b, y_b, batch_size=end - start))
+        with HEAVY.slot(owner, on_wait=show_place, poll_s=0.25):
+            waiting.empty()
+            cpu = time.thread_time()
+            batch = next(iter_report(choice.model, x_b, y_b, batch_size=end - start))
+            cpu = time.thread_time() - cpu
         for r in batch:
             r.index += start
         rows += batch
+        start = end
+        per_image = max(cpu, 1e-3) / len(batch)
+        size = max(1, min(report["key"][2], int(BATCH_CPU_S / per_image)))
         bar.progress(len(rows) / len(x), text=f"{len(rows)} of {len(x)} images")
-        with partial.container():
-            show_summary(rows)
-        drawn = True
+        if start >= len(x) or time.monotonic() - last_draw >= REDRAW_S:
+            with partial.container():
+                show_summary(rows)
+            drawn, last_draw = True, time.monotonic()
+        if start < len(x):
+            time.sleep(min(cpu * REST, 2 * BATCH_CPU_S))
     report["running"] = False
 if not rows:
     st.stop()
