@@ -4,9 +4,16 @@
 drives the system Chromium through the explorer like a user would: a test
 digit, the transport counterfactual and its certificate, the baseline model,
 a bad image and a bad model folder uploaded through the browser's file input.
-It measures how long an interaction takes to show its new result and writes
-the numbers to bench/browser_latency.json; full-page screenshots go to
-screenshots/.
+It measures how long an interaction takes to show its new result.
+
+The tests write only to pytest's temporary folders: full-page screenshots
+(and a screenshot of the page when a wait times out) go to a `screenshots`
+folder under pytest's base temp, the latency numbers to the test's tmp_path.
+To refresh the benchmark file bench/browser_latency.json (bench/RESULTS.md),
+ask for it:
+
+    LIPNET_BROWSER_LATENCY=bench/browser_latency.json \
+        .venv/bin/python -m pytest tests/test_browser.py -k latency
 
 Generous timeouts: a 2-core CI machine may be busy with other work.
 """
@@ -17,6 +24,7 @@ import json
 import os
 import re
 import statistics
+import tempfile
 import time
 from pathlib import Path
 
@@ -30,8 +38,9 @@ from lipnet import zoo
 
 pytestmark = pytest.mark.browser
 
-SCREENSHOTS = ROOT / "screenshots"
-LATENCY = ROOT / "bench" / "browser_latency.json"
+# Where test_interaction_latency also writes its numbers (relative to the
+# repository), when set: the benchmark run. Unset, only to the test's tmp_path.
+LATENCY_ENV = "LIPNET_BROWSER_LATENCY"
 MODELS = zoo.list_models()
 FIRST_LOAD_MS = 180_000  # first page: imports, model loading, first attacks
 STEP_MS = 120_000  # one interaction on a slow, busy machine
@@ -68,6 +77,16 @@ SAME_METRICS = """([previous]) =>
 
 
 _SERVERS: list[DashboardServer] = []
+_SHOTS: list[Path] = []  # this module's screenshot folder, for `wait`
+
+
+@pytest.fixture(scope="module")
+def screenshots(tmp_path_factory) -> Path:
+    """A temporary folder for this module's full-page screenshots."""
+    folder = tmp_path_factory.mktemp("screenshots")
+    _SHOTS.append(folder)
+    yield folder
+    _SHOTS.remove(folder)
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +98,7 @@ def server():
 
 
 @pytest.fixture
-def page(server, browser):
+def page(server, browser, screenshots):
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     context.set_default_timeout(STEP_MS)
     page = context.new_page()
@@ -101,8 +120,8 @@ def wait(page: Page, js: str, what: str, timeout: float = STEP_MS, arg=None) -> 
     try:
         page.wait_for_function(js, arg=arg, timeout=timeout, polling=POLL_MS)
     except PlaywrightError as e:
-        SCREENSHOTS.mkdir(exist_ok=True)
-        shot = SCREENSHOTS / f"failed-{what.replace(' ', '-')[:60]}.png"
+        folder = _SHOTS[-1] if _SHOTS else Path(tempfile.mkdtemp(prefix="shots-"))
+        shot = folder / f"failed-{what.replace(' ', '-')[:60]}.png"
         try:
             full_screenshot(page, shot)
         except PlaywrightError:
@@ -214,7 +233,7 @@ def choose_source(page: Page, label: str) -> None:
 # Tests
 
 
-def test_transport_counterfactual_on_a_test_digit(page):
+def test_transport_counterfactual_on_a_test_digit(page, screenshots):
     expect(page.get_by_role("heading", name="Counterfactual explorer")).to_be_visible()
     before = certificate_text(page)
     move_slider(page, "ArrowRight", 1)
@@ -254,7 +273,7 @@ def test_transport_counterfactual_on_a_test_digit(page):
     distance = float(metric_value(page, "L2 distance the attack needed"))
     if "(flipped)" in headline:
         assert distance >= radius - 1e-3
-    full_screenshot(page, SCREENSHOTS / "explorer-mnist08-hkr.png")
+    full_screenshot(page, screenshots / "explorer-mnist08-hkr.png")
 
     # dashboard/style.css is in force: an element marked stale dims after
     # 0.5 s in one step, not in a 1 s fade.
@@ -278,7 +297,7 @@ def test_transport_counterfactual_on_a_test_digit(page):
     assert float(metric_value(page, "Certified radius r")) == radius  # same input
 
 
-def test_baseline_has_no_certificate(page):
+def test_baseline_has_no_certificate(page, screenshots):
     choose_model(page, "mnist08-baseline")
     expect(page.get_by_text("no certificate", exact=True).first).to_be_visible()
     warning = page.locator('[data-testid="stAlertContentWarning"]')
@@ -289,10 +308,10 @@ def test_baseline_has_no_certificate(page):
     # The choice holds through the next interaction.
     move_slider(page, "ArrowRight", 1)
     assert metric_value(page, "Certified radius r") == "none"
-    full_screenshot(page, SCREENSHOTS / "explorer-baseline.png")
+    full_screenshot(page, screenshots / "explorer-baseline.png")
 
 
-def test_bad_image_upload_shows_its_message(page):
+def test_bad_image_upload_shows_its_message(page, screenshots):
     choose_source(page, "Upload an image")
     expect(page.get_by_text("Waiting for an image.")).to_be_visible()
     uploader = page.locator('[data-testid="stFileUploader"]').filter(
@@ -312,7 +331,7 @@ def test_bad_image_upload_shows_its_message(page):
     idle(page, "the bad image's message")
     assert "not a recognised image" in error.inner_text()
     assert page.locator('[data-testid="stMetric"]').count() == 0
-    full_screenshot(page, SCREENSHOTS / "bad-upload.png")
+    full_screenshot(page, screenshots / "bad-upload.png")
 
     # A real image then works.
     uploader.locator('input[type="file"]').set_input_files(
@@ -323,7 +342,7 @@ def test_bad_image_upload_shows_its_message(page):
     expect(error).to_have_count(0)
 
 
-def test_bad_model_upload_keeps_the_page_working(page):
+def test_bad_model_upload_keeps_the_page_working(page, screenshots):
     before = metric_texts(page)
     sidebar = page.locator('[data-testid="stSidebar"]')
     sidebar.get_by_text("Upload a model folder").click()
@@ -345,7 +364,7 @@ def test_bad_model_upload_keeps_the_page_working(page):
     box = sidebar.get_by_role("combobox", name="Model")
     expect(box).to_have_value("mnist08-hkr · certified")
     wait(page, SAME_METRICS, "the result from before the upload", arg=[before])
-    full_screenshot(page, SCREENSHOTS / "bad-model-upload.png")
+    full_screenshot(page, screenshots / "bad-model-upload.png")
 
     # The page keeps working: a new test image gives a new certificate.
     move_slider(page, "ArrowRight", 1)
@@ -353,7 +372,7 @@ def test_bad_model_upload_keeps_the_page_working(page):
     expect(error).to_contain_text("This model cannot be loaded")
 
 
-def test_interaction_latency(page):
+def test_interaction_latency(page, tmp_path):
     """Seconds from a test-image change to its rendered result, per model."""
     names = ["mnist08-hkr"] + [n for n in ("moustache-hkr",) if n in MODELS]
     report = {}
@@ -381,8 +400,11 @@ def test_interaction_latency(page):
         "browser": "headless Chromium via Playwright",
         "measured": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }
-    LATENCY.parent.mkdir(exist_ok=True)
-    LATENCY.write_text(json.dumps(report, indent=2) + "\n")
+    text = json.dumps(report, indent=2) + "\n"
+    (tmp_path / "browser_latency.json").write_text(text)
+    if os.environ.get(LATENCY_ENV):  # the benchmark run: the tracked numbers
+        (ROOT / os.environ[LATENCY_ENV]).write_text(text)
+    print(text)
     for name in names:
         assert report[name]["n"] >= 5
         assert report[name]["max_s"] < STEP_MS / 1000
@@ -430,22 +452,22 @@ def download(page: Page, label: str, folder: Path) -> Path:
     return path
 
 
-def test_report_page_runs_and_opens_the_least_robust_input(page, tmp_path):
+def test_report_page_runs_and_opens_the_least_robust_input(page, tmp_path, screenshots):
     open_page(page, "Robustness report", "Robustness report")
     expect(page.get_by_text("Choose how many test images")).to_be_visible()
     images = page.locator('[data-testid="stMetric"]').filter(has_text="Images")
 
-    # A long report (1000 images in batches of 10) stopped after its first
-    # batches keeps its partial results on screen.
+    # A long report (1000 images in small batches, at most 5) stopped after
+    # its first batches keeps its partial results on screen.
     set_slider(page, "Test images", "End", "1000")
-    set_slider(page, "Batch size", "Home", "0")  # a select slider: option 0, 10
+    set_slider(page, "Largest batch", "Home", "0")  # a select slider: option 0, 5
     page.get_by_role("button", name="Run the report").click()
     expect(images).to_be_visible(timeout=STEP_MS)
     main = page.locator('[data-testid="stMainBlockContainer"]')
     main.get_by_role("button", name="Stop").click()  # not the header's
     idle(page, "the stopped report")
     done = int(metric_value(page, "Images"))
-    assert 10 <= done < 1000 and done % 10 == 0
+    assert 1 <= done < 1000
     expect(page.get_by_text(f"{done} of 1000 images")).to_be_visible()
     expect(page.locator(".js-plotly-plot").first).to_be_visible()
     page.wait_for_timeout(1500)
@@ -461,7 +483,7 @@ def test_report_page_runs_and_opens_the_least_robust_input(page, tmp_path):
         expect(chart.first).to_be_visible()
     ratio = float(metric_value(page, "Median found / radius"))
     assert ratio >= 1.0 - 1e-3, "an attack beat a certificate"
-    full_screenshot(page, SCREENSHOTS / "report-mnist08-hkr.png")
+    full_screenshot(page, screenshots / "report-mnist08-hkr.png")
 
     csv = download(page, "Download per-image results (CSV)", tmp_path)
     lines = csv.read_text().strip().splitlines()
@@ -481,7 +503,7 @@ def test_report_page_runs_and_opens_the_least_robust_input(page, tmp_path):
     expect(page.get_by_text("Certified radius r")).to_be_visible()
 
 
-def test_playground_page_trains_and_certifies_a_point(page):
+def test_playground_page_trains_and_certifies_a_point(page, screenshots):
     open_page(page, "2D playground", "2D playground")
     for label in ("hKR (1-Lipschitz): training accuracy", "unconstrained: training"):
         metric = page.locator('[data-testid="stMetric"]').filter(has_text=label)
@@ -499,10 +521,12 @@ def test_playground_page_trains_and_certifies_a_point(page):
     f = float(re.search(r"f\(point\) = ([+-][\d.]+)", disc.inner_text()).group(1))
     radius = float(re.search(r"radius (\d+\.\d+)", disc.inner_text()).group(1))
     assert radius == pytest.approx(abs(f), abs=2e-3)  # |f| is the radius (L = 1)
-    full_screenshot(page, SCREENSHOTS / "playground.png")
+    full_screenshot(page, screenshots / "playground.png")
 
 
-def test_model_card_page_exports_a_model_that_computes_the_same(page, tmp_path):
+def test_model_card_page_exports_a_model_that_computes_the_same(
+    page, tmp_path, screenshots
+):
     import zipfile
 
     import torch
@@ -513,12 +537,12 @@ def test_model_card_page_exports_a_model_that_computes_the_same(page, tmp_path):
     assert metric_value(page, "Declared Lipschitz constant") == "1"
     assert float(metric_value(page, "Measured upper bound (now)")) <= 1 + 1e-3
     expect(page.locator(".js-plotly-plot").filter(has_text="Certified")).to_be_visible()
-    full_screenshot(page, SCREENSHOTS / "model-card.png")
+    full_screenshot(page, screenshots / "model-card.png")
 
     archive = download(page, "Plain-layer export", tmp_path)
     with zipfile.ZipFile(archive) as z:
         names = set(z.namelist())
-        folder = "mnist08-hkr-plain"
+        folder = "model-plain"  # a fixed name: nothing from the spec is a path
         assert {f"{folder}/spec.json", f"{folder}/weights.safetensors"} <= names
         z.extractall(tmp_path)
     plain = lipnet.load(tmp_path / folder)

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import math
+
+import numpy as np
 import pytest
 import torch
 from deel import torchlip
 from helpers import measured_norm, train_steps
+from scipy import sparse  # scipy comes with foolbox (requirements-dev.txt)
+from scipy.sparse.linalg import eigsh
 
 import lipnet
 from lipnet.constraints import bjorck_orthonormalize, conv_operator_norm
@@ -96,20 +101,102 @@ def test_spectral_conv_is_strict(kernel, stride, size, mode):
         assert measured_norm(conv, (4, size // 2, size // 2)) <= 1 + TOL
 
 
-@pytest.mark.parametrize(
-    ("kernel", "stride", "size", "mode", "floor"),
-    [
-        (3, 1, 16, "circular", 0.999),
-        (3, 2, 16, "circular", 0.999),
-        (5, 1, 16, "circular", 0.999),
-        (3, 1, 28, "zeros", 0.98),
-        (3, 2, 28, "zeros", 0.98),
-        (5, 1, 28, "zeros", 0.98),
-        (3, 1, 64, "zeros", 0.99),
-    ],
-)
-def test_spectral_conv_is_tight_at_its_input_size(kernel, stride, size, mode, floor):
-    torch.manual_seed(3)
+# --------------------------------------------------------------------------
+# Tightness of SpectralConv2d, measured exactly.
+#
+# The layer divides its kernel by the exact norm of the convolution on the
+# circular torus of n + p cells per axis (n the input size, p the padding,
+# rounded up to a multiple of the stride; `conv_operator_norm`). So:
+#   * on that torus (and for circular padding, on the input itself) the
+#     layer's norm is 1 / (1 + 1e-6): 1 up to the layer's rounding margin;
+#   * with zero padding, the layer at its real n×n input is the torus operator
+#     restricted to inputs that vanish on the p padding cells and cropped at
+#     the output. Its norm is ≤ 1, below 1 by an "embedding gap": the torus's
+#     top singular vector is a plane wave that fills the whole torus, and the
+#     best input that fits in n×n is that wave under a window vanishing at
+#     the border. The window spreads the frequency by about π/(n + 1), so the
+#     gap is second order: about c·(π/(n + 1))² per axis, with c the curvature
+#     of the kernel's spectrum at its peak, which grows with the kernel's
+#     width. It depends on the kernel, not only on k and n.
+#
+# The floors below come from exact norms of many kernels (float64 Lanczos on
+# the sparse matrix of the layer, as below): the worst of 150 seeded random
+# orthonormal kernels, of 12 kernels after 20 Adam steps (`train_steps`) and of
+# the box filter (every tap equal: its spectrum peaks at frequency 0, and it
+# had the largest gap of all) were
+#     3×3 at 28: 0.9947 random, 0.9950 trained, 0.9922 box      → floor 0.985
+#     3×3 at 28, stride 2: 0.9921, 0.9948, 0.9907               → floor 0.985
+#     5×5 at 28: 0.9822, 0.9796, 0.9776                         → floor 0.97
+#     3×3 at 64: 0.9990, 0.9989, 0.9984 (gap ÷ 5 = ((64+1)/(28+1))²) → 0.997
+# The floors sit 1.3 to 1.9 times the box filter's gap below 1.
+#
+# An earlier version of this test trained the kernel (20 Adam steps), measured
+# it by power iteration and asked for 0.98 at 5×5 and 28. Adam's first steps
+# move every weight by about ±lr whatever the size of its gradient, so the
+# trained kernel, and its gap, changed with the machine's BLAS and thread
+# count (1 or 4 threads here: 0.9842 or 0.9788 for one seed); the test's own
+# kernel (seed 3) has an exact norm of 0.97960 on this machine, the value a
+# failing run reported; and power iteration, a lower bound, stopped up to 7e-4
+# short of the norm. Here the kernels are
+# seeded (no training, nothing for rounding to amplify) and the norms exact.
+
+# (kernel, stride, input size, padding mode, floor at the input size)
+TIGHT_CASES = [
+    (3, 1, 16, "circular", 1 - 1e-5),
+    (3, 2, 16, "circular", 1 - 1e-5),
+    (5, 1, 16, "circular", 1 - 1e-5),
+    (3, 1, 28, "zeros", 0.985),
+    (3, 2, 28, "zeros", 0.985),
+    (5, 1, 28, "zeros", 0.97),
+    (3, 1, 64, "zeros", 0.997),
+]
+TIGHT_SEEDS = (0, 1, 2)  # seeded orthonormal kernels, plus the box filter
+
+
+def conv_matrix(weight: torch.Tensor, size: int, stride: int, pad: int, wrap: bool):
+    """x ↦ conv2d(x, weight) on size×size inputs as a sparse float64 matrix.
+
+    Padding `pad` on each side, zeros or (`wrap`) circular; rows are the
+    flattened (cout, h, w) outputs, columns the flattened (cin, h, w) inputs.
+    """
+    w = weight.detach().double().numpy()
+    cout, cin, kh, kw = w.shape
+    out = (size + 2 * pad - kh) // stride + 1
+    o, c, a, b, i, j = np.meshgrid(
+        *(np.arange(v) for v in (cout, cin, kh, kw, out, out)), indexing="ij"
+    )
+    r, q = stride * i + a - pad, stride * j + b - pad
+    if wrap:
+        r, q, keep = r % size, q % size, np.ones(r.shape, dtype=bool)
+    else:
+        keep = (r >= 0) & (r < size) & (q >= 0) & (q < size)
+    rows = ((o * out + i) * out + j)[keep]
+    cols = ((c * size + r) * size + q)[keep]
+    shape = (cout * out * out, cin * size * size)
+    return sparse.csr_matrix((w[o, c, a, b][keep], (rows, cols)), shape=shape)
+
+
+def exact_norm(matrix) -> float:
+    """Largest singular value, by Lanczos (ARPACK) on MᵀM in float64.
+
+    Deterministic (seeded start) and accurate to about 1e-10, where power
+    iteration on a spectrum with many close singular values stops short.
+    """
+    v0 = np.random.default_rng(0).standard_normal(matrix.shape[1])
+    (top,) = eigsh(
+        (matrix.T @ matrix).tocsr(),
+        k=1,
+        which="LA",
+        v0=v0,
+        tol=1e-10,
+        return_eigenvectors=False,
+    )
+    return math.sqrt(top)
+
+
+def seeded_conv(kernel, stride, size, mode, seed):
+    """A SpectralConv2d with a seeded orthonormal kernel (None: the box filter)."""
+    torch.manual_seed(0 if seed is None else seed)
     conv = lipnet.SpectralConv2d(
         4,
         8,
@@ -119,8 +206,35 @@ def test_spectral_conv_is_tight_at_its_input_size(kernel, stride, size, mode, fl
         padding=kernel // 2,
         padding_mode=mode,
     )
-    train_steps(conv, (4, size, size))
-    assert floor <= measured_norm(conv, (4, size, size)) <= 1 + TOL
+    if seed is None:
+        with torch.no_grad():
+            conv.parametrizations.weight.original.fill_(1.0)
+    return conv.eval()
+
+
+@pytest.mark.parametrize(("kernel", "stride", "size", "mode", "floor"), TIGHT_CASES)
+def test_spectral_conv_is_tight_at_its_input_size(kernel, stride, size, mode, floor):
+    pad = kernel // 2
+    if mode == "circular":  # the layer's own input is the torus
+        torus = size
+    else:
+        torus = stride * math.ceil(max(size + pad, kernel) / stride)
+    for seed in (*TIGHT_SEEDS, None):
+        conv = seeded_conv(kernel, stride, size, mode, seed)
+        at_size = conv_matrix(conv.weight, size, stride, pad, mode == "circular")
+        # The matrix is the layer (minus its bias), not a model of it.
+        x = torch.randn(2, 4, size, size, generator=torch.Generator().manual_seed(1))
+        with torch.no_grad():
+            got = (conv(x) - conv(torch.zeros_like(x))).flatten(1).double().numpy()
+        want = (at_size @ x.flatten(1).double().numpy().T).T
+        np.testing.assert_allclose(got, want, atol=1e-5, rtol=0)
+
+        # Tight: the norm the layer divided by is the exact norm on the torus.
+        wrapped = conv_matrix(conv.weight, torus, stride, pad, wrap=True)
+        assert abs(exact_norm(wrapped) - 1) <= 1e-5, seed
+        # Strict at its input size; below 1 only by the embedding gap.
+        norm = exact_norm(at_size)
+        assert floor <= norm <= 1 + 1e-5, (seed, norm)
 
 
 @pytest.mark.parametrize(("kernel", "stride"), [(3, 1), (3, 2), (5, 1)])

@@ -12,7 +12,8 @@ its own model; the baseline session carries "no certificate", the others a
 certificate.
 
 Generous timeouts: a 2-core CI machine may be busy with other work. On a
-failure every page is saved under screenshots/sessions-failed-*.png.
+failure every page is saved as sessions-failed-*.png in the test's tmp_path
+(pytest's temporary folder, named in the failure message).
 """
 
 from __future__ import annotations
@@ -21,12 +22,12 @@ import contextlib
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 import torch
 from browser_helpers import (
     POLL_MS,
-    ROOT,
     SLIDER_TRACK,
     DashboardServer,
     slider_point,
@@ -40,7 +41,6 @@ from lipnet import zoo
 
 pytestmark = pytest.mark.browser
 
-SCREENSHOTS = ROOT / "screenshots"
 FIRST_LOAD_MS = 240_000  # three first runs at once on a busy machine
 STEP_MS = 180_000
 HKR, BASELINE = "mnist08-hkr", "mnist08-baseline"
@@ -75,6 +75,7 @@ class User:
 
     name: str
     page: Page
+    shots: Path  # where its screenshot goes on a failure
     model: str = HKR
     index: int = 0
     history: list[str] = field(default_factory=list)
@@ -97,14 +98,14 @@ def server():
 
 
 @pytest.fixture
-def users(server, browser) -> Iterator[list[User]]:
+def users(server, browser, tmp_path) -> Iterator[list[User]]:
     contexts = [
         browser.new_context(viewport={"width": 1400, "height": 1000}) for _ in range(3)
     ]
     users = []
     for name, context in zip("ABC", contexts, strict=True):
         context.set_default_timeout(STEP_MS)
-        users.append(User(name, context.new_page()))
+        users.append(User(name, context.new_page(), tmp_path))
     yield users
     for context in contexts:
         with contextlib.suppress(PlaywrightError):
@@ -121,10 +122,9 @@ def evidence(users: list[User], server: DashboardServer, what: str):
     try:
         yield
     except (AssertionError, PlaywrightError) as e:
-        SCREENSHOTS.mkdir(exist_ok=True)
         shots = []
         for u in users:
-            path = SCREENSHOTS / f"sessions-failed-{u.name}.png"
+            path = u.shots / f"sessions-failed-{u.name}.png"
             try:
                 u.page.screenshot(path=str(path), full_page=True, timeout=20_000)
                 shots.append(str(path))
