@@ -192,6 +192,16 @@ def machine_cpu() -> tuple[float, float]:
     return (total - idle) / TICK, total / TICK
 
 
+async def wait_for(page, js: str, who: str, what: str, timeout_ms: float, arg=None):
+    """Wait for a JS condition on a page; on timeout fail naming the session."""
+    try:
+        return await page.wait_for_function(
+            js, arg=arg, timeout=timeout_ms, polling=POLL_MS
+        )
+    except PlaywrightError as e:
+        raise RuntimeError(f"{who}: timed out waiting for {what}: {e}") from None
+
+
 class Periodic(threading.Thread):
     """Calls `tick` every `interval` seconds until stopped (and once more then)."""
 
@@ -310,14 +320,9 @@ class Session:
         return finished[-1] - requests[0]
 
     async def wait(self, js: str, what: str, arg=None):
-        try:
-            return await self.page.wait_for_function(
-                js, arg=arg, timeout=self.timeout_ms, polling=POLL_MS
-            )
-        except PlaywrightError as e:
-            raise RuntimeError(
-                f"session {self.s}: timed out waiting for {what}: {e}"
-            ) from None
+        return await wait_for(
+            self.page, js, f"session {self.s}", what, self.timeout_ms, arg
+        )
 
     async def check_no_exception(self, what: str) -> None:
         errors = await self.page.locator(
@@ -445,14 +450,9 @@ class Reporter:
         self._sampler: asyncio.Task | None = None
 
     async def wait(self, js: str, what: str, arg=None):
-        try:
-            return await self.page.wait_for_function(
-                js, arg=arg, timeout=self.timeout_ms, polling=POLL_MS
-            )
-        except PlaywrightError as e:
-            raise RuntimeError(
-                f"report session: timed out waiting for {what}: {e}"
-            ) from None
+        return await wait_for(
+            self.page, js, "report session", what, self.timeout_ms, arg
+        )
 
     async def open(self, url: str) -> None:
         await self.page.goto(f"{url}/report", timeout=self.timeout_ms)

@@ -24,10 +24,17 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from browser_helpers import POLL_MS, ROOT, DashboardServer
+from browser_helpers import POLL_MS, ROOT
 from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import Page, expect
-from test_browser import FIRST_LOAD_MS, IDLE, STEP_MS, download
+from test_browser import (  # test_browser's module-scoped server fixture, reused
+    _SERVERS,
+    FIRST_LOAD_MS,
+    IDLE,
+    STEP_MS,
+    download,
+    server,  # noqa: F401 (a fixture: pytest finds it here by name)
+)
 
 from lipnet import zoo
 
@@ -36,23 +43,14 @@ pytestmark = pytest.mark.browser
 SOURCE = "mnist08-hkr"  # the shipped model the uploads copy (and the default)
 ASSETS = ROOT / "assets"
 CLIMBER = "../../assets/models/aaa-evil"
-_SERVERS: list[DashboardServer] = []  # this module's server, for failure messages
 
 
 # --------------------------------------------------------------------------
 # Fixtures: one server per module, a fresh browser session per test
 
 
-@pytest.fixture(scope="module")
-def server():
-    with DashboardServer() as srv:
-        _SERVERS.append(srv)
-        yield srv
-        _SERVERS.remove(srv)
-
-
 @pytest.fixture
-def page(server, browser):
+def page(server, browser):  # noqa: F811 (the imported fixture)
     context = browser.new_context(
         viewport={"width": 1400, "height": 1000}, accept_downloads=True
     )
