@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # `streamlit run` puts only dashboard/ on the path
     sys.path.insert(0, str(ROOT))
 
-from dashboard import state  # noqa: E402
+from dashboard import links, state  # noqa: E402
 
 st.set_page_config(
     page_title="lipnet dashboard", page_icon=":material/shield:", layout="wide"
@@ -45,6 +45,9 @@ navigation = st.navigation(
     ]
 )
 FAILURE = "Something went wrong on this page"
+ignored = links.apply_once()  # a shared link's values, before any widget exists
+if ignored:
+    st.session_state["link_ignored"] = ignored
 with st.sidebar:
     state.model_picker()
 try:

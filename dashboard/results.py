@@ -15,6 +15,8 @@ from streamlit.runtime.scriptrunner import get_script_run_ctx
 from dashboard import state, svg_charts, views
 from dashboard.work_queue import HEAVY
 from lipnet.attacks import AttackResult, counterfactual
+from lipnet.attacks.common import predictions
+from lipnet.certify import NoCertificateError, certified_radius
 from lipnet.explain import attribute
 
 
@@ -55,7 +57,8 @@ def result_views(
     result = run_attack(key, x, method, params)
     before = classes[int(result.labels[0])]
     out = result.outputs_after
-    after = classes[int(out.argmax(1)[0]) if len(classes) > 2 else int(out[0, 0] > 0)]
+    after_index = int(out.argmax(1)[0]) if len(classes) > 2 else int(out[0, 0] > 0)
+    after = classes[after_index]
     verdict = "flipped" if bool(result.success[0]) else "not flipped"
     radius = (
         None if result.certified_radius is None else float(result.certified_radius[0])
@@ -63,6 +66,8 @@ def result_views(
     distance = float(result.l2[0])
     views_out = {
         "headline": f"{before} → {after} ({verdict})",
+        "after": after,
+        "after_index": after_index,
         "flipped": bool(result.success[0]),
         "radius": radius,
         "distance": distance,
@@ -70,7 +75,7 @@ def result_views(
         "titles": [
             f"Original: {before}",
             f"Counterfactual: {after}",
-            "Difference (counterfactual − original)",
+            "Difference",
         ],
         "three": [
             views.image_png(result.x[0]),
@@ -107,3 +112,16 @@ def result_views(
                 )
             )
     return views_out
+
+
+@st.cache_data(max_entries=256, ttl=3600, show_spinner=False)
+def prediction(key: str, x: np.ndarray) -> tuple[int, float | None]:
+    """The input's predicted class index and certified radius (None: no certificate)."""
+    model = state.model_by_key(key)
+    xt = torch.from_numpy(x)
+    with torch.no_grad():
+        predicted = int(predictions(model(xt))[0])
+    try:
+        return predicted, float(certified_radius(model, xt)[0])
+    except NoCertificateError:
+        return predicted, None

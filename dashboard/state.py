@@ -76,8 +76,13 @@ def gallery(key: str, n: int = 48) -> tuple[torch.Tensor, torch.Tensor] | str:
             return "No test images: no shipped model has this input shape and classes."
     try:
         return zoo.test_images(spec, n)
-    except (FileNotFoundError, ValueError, KeyError) as e:
-        return f"No test images: {e}"
+    except FileNotFoundError as e:
+        reason = str(e).rstrip(".")
+        return (
+            f"No test images: {reason}. Set LIPNET_DATA to a data folder that has them."
+        )
+    except (ValueError, KeyError) as e:
+        return f"No test images: {str(e).rstrip('.')}."
 
 
 def model_by_key(key: str) -> torch.nn.Module:

@@ -244,7 +244,7 @@ def test_transport_counterfactual_on_a_test_digit(page, screenshots):
     for caption in (
         "Original: ",
         "Counterfactual: ",
-        "Difference (counterfactual − original)",
+        "Difference",
         "(no certificate)",
         "Saliency",
     ):

@@ -141,11 +141,10 @@ def test_explorer_loads_with_the_views_and_the_certificate(app):
         assert section in heads
 
     captions = image_captions(app)
-    assert captions[:4] == [
-        "What the network sees",
+    assert captions[:3] == [
         "Original: 0",
         "Counterfactual: 8",
-        "Difference (counterfactual − original)",
+        "Difference",
     ]
     assert any(c.startswith("mnist08-baseline (no certificate)") for c in captions)
     assert svg_titles(app) == [
@@ -192,10 +191,10 @@ def test_hover_toggle_shows_pixel_values(app):
     assert (
         original["type"] == "heatmap" and "value %{z:.3f}" in original["hovertemplate"]
     )
-    difference = charts["Difference (counterfactual − original)"]["data"][0]
+    difference = charts["Difference"]["data"][0]
     assert (difference["zmin"], difference["zmax"]) == (-0.5, 0.5)
     captions = image_captions(app)
-    assert "Original: 0" not in captions and "What the network sees" in captions
+    assert "Original: 0" not in captions
     assert result(app) == before  # same result, only drawn differently
     check(app.toggle(key="hover").set_value(False).run())
     assert "Original: 0" in image_captions(app)
@@ -258,14 +257,13 @@ def test_every_method_runs(app, method):
     transport = result(app)
     check(app.pills(key="method").set_value(method).run())
     m = metrics(app)
-    assert set(m) == set(transport[1])
-    radius, distance = (
-        float(m["Certified radius r"]),
-        float(m["L2 distance the attack needed"]),
-    )
-    assert distance > 0
     verdict = result(app)[0][0]
-    if verdict.endswith("(flipped)"):
+    flipped = verdict.endswith("(flipped)")
+    distance_label = "L2 distance the attack needed" if flipped else "L2 size, no flip"
+    assert list(m) == ["Certified radius r", distance_label, "Ratio distance / r"]
+    radius, distance = float(m["Certified radius r"]), float(m[distance_label])
+    assert distance > 0
+    if flipped:
         assert distance >= radius - 1e-3, "a flip inside the certified radius"
     if method in ("fmn", "pgd"):
         assert result(app) != transport
@@ -276,16 +274,20 @@ def test_method_parameters_change_the_result(app):
     found = float(metrics(app)["L2 distance the attack needed"])
     check(app.pills(key="method").set_value("pgd").run())
     assert app.radio(key="norm").value == "l2"
-    budget = app.number_input(key="eps_l2")
-    assert budget.value == 1.5
+    # The L2 budget is relative to this input's certified radius: 1.2 × r.
+    budget = app.slider(key="eps_scale")
+    assert budget.value == 1.2
     radius = float(metrics(app)["Certified radius r"])
-    assert radius > 1.5, "test image 0 is certified beyond the default budget"
+    assert f"ε = 1.2 × r = **{1.2 * radius:.3f}** (L2)" in texts(app.caption)
+    assert result(app)[0] == ["0 → 8 (flipped)"]  # just past r: it flips
     # A budget inside the certified radius cannot flip the decision …
+    check(budget.set_value(0.9).run())
     assert result(app)[0] == ["0 → 0 (not flipped)"]
-    assert float(metrics(app)["L2 distance the attack needed"]) <= 1.5 + 1e-3
+    assert float(metrics(app)["L2 size, no flip"]) <= 0.9 * radius + 1e-3
+    assert metrics(app)["Ratio distance / r"] == "—"
     assert texts(app.success)[0].endswith("The attack did not flip it either.")
     # … a budget that holds the transport counterfactual does.
-    check(budget.set_value(round(found * 1.5, 1)).run())
+    check(budget.set_value(round(found / radius + 0.2, 1)).run())
     assert result(app)[0] == ["0 → 8 (flipped)"]
     assert float(metrics(app)["L2 distance the attack needed"]) >= radius - 1e-3
 

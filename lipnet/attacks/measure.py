@@ -75,3 +75,22 @@ def attack_report(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict:
         "median_smallest_l2_box": round(float(found.median()), 4),
         "note": "no certificate: the smallest flips found are this small",
     }
+
+
+def nearest_of_class(
+    x: Tensor, pool: Tensor, labels: Tensor, cls: int
+) -> tuple[int, float] | None:
+    """The real image of class `cls` nearest to `x` in pixel space (L2).
+
+    Returns (its index in `pool`, its distance), or None when `pool` holds no
+    image of that class. Beside a synthetic counterfactual it shows how far
+    the nearest real example of the other class is, and whether the
+    counterfactual moved towards it.
+    """
+    mask = labels.reshape(-1) == cls
+    if not bool(mask.any()):
+        return None
+    d = (pool.flatten(1) - x.reshape(1, -1)).norm(dim=1)
+    d = torch.where(mask, d, torch.inf)
+    i = int(d.argmin())
+    return i, float(d[i])

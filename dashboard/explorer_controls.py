@@ -1,0 +1,117 @@
+"""The explorer's method widgets: which attack, with which parameters.
+
+Every widget reads its starting value from `DEFAULTS` in the session state
+(never from a `value=` argument), so a preset or a shared link can set any
+of them before the page draws, without Streamlit's double-default warning.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import streamlit as st
+
+from lipnet.attacks import METHOD_LABELS
+
+DEFAULTS: dict[str, object] = {
+    "method": "transport",
+    "norm": "l2",
+    "eps_scale": 1.2,
+    "eps_l2": 1.5,
+    "eps_linf": 0.1,
+    "pgd_steps": 50,
+    "restarts": 1,
+    "overshoot": 0.02,
+    "step_size": 1.0,
+    "fmn_steps": 100,
+    "eps_max": 5.0,
+    "search": 6,
+    "search_pgd": 20,
+    "box": True,
+    "target": "any other class",
+}
+ANY = "any other class"
+
+
+def set_defaults() -> None:
+    """Give every method widget its starting value (kept if already set)."""
+    for key, value in DEFAULTS.items():
+        st.session_state.setdefault(key, value)
+
+
+def pick_method(classes: Sequence[str], radius: float | None, predicted: int) -> dict:
+    """The method widgets; returns the method name and its parameters as a dict.
+
+    `radius` (the input's certified radius, None without a certificate)
+    scales the default L2 budget of FGSM/PGD to 1.2 × r, so the first click
+    shows whether a budget just past the certificate flips the decision.
+    `predicted` is left out of the target classes: aiming at the class the
+    input already has is no attack.
+    """
+    set_defaults()
+    method = st.pills(
+        "Method",
+        list(METHOD_LABELS),
+        required=True,
+        format_func=METHOD_LABELS.get,
+        key="method",
+        wrap=True,  # every method in sight: one click runs it
+    )
+    params: dict = {"method": method}
+    if method in ("fgsm", "pgd"):
+        params.update(_budget(radius))
+    if method == "pgd":
+        params["steps"] = st.slider("Steps", 5, 200, key="pgd_steps")
+        params["restarts"] = st.slider("Restarts", 1, 5, key="restarts")
+    if method in ("transport", "deepfool"):
+        params["overshoot"] = st.slider(
+            "Overshoot (× the initial margin, past the boundary)",
+            0.0,
+            5.0,
+            step=0.01,
+            key="overshoot",
+            help="0 stops on the decision boundary; 1 goes as far past it as the "
+            "input was before it, so the new class is as clear as the old one.",
+        )
+    if method == "transport":
+        params["step_size"] = st.slider(
+            "Step size (1 = one Newton step; smaller = smooth gradient flow)",
+            0.1,
+            1.0,
+            key="step_size",
+        )
+    if method == "fmn":
+        params["steps"] = st.slider("Steps", 10, 300, key="fmn_steps")
+    if method == "pgd_search":
+        params["eps_max"] = st.number_input("Largest ε", 0.1, 50.0, key="eps_max")
+        params["search_steps"] = st.slider("Bisection steps", 2, 12, key="search")
+        params["pgd_steps"] = st.slider("PGD steps per ε", 5, 100, key="search_pgd")
+    params["box"] = st.checkbox("Keep pixels in [0, 1]", key="box")
+    if len(classes) > 2:
+        others = [c for i, c in enumerate(classes) if i != predicted]
+        if st.session_state.get("target") not in (ANY, *others):
+            st.session_state["target"] = ANY  # the input's own class: no attack
+        target = st.selectbox("Target class", [ANY, *others], key="target")
+        if target != ANY:
+            params["target"] = classes.index(target)
+    return params
+
+
+def _budget(radius: float | None) -> dict:
+    """FGSM/PGD's norm and budget: relative to r for L2 when there is an r."""
+    norm = st.radio("Norm", ["l2", "linf"], horizontal=True, key="norm")
+    if norm == "l2" and radius is not None:
+        scale = st.slider(
+            "Budget ε (× the certified radius r)",
+            0.1,
+            5.0,
+            step=0.1,
+            key="eps_scale",
+            help="Below 1 no attack can succeed: that is the certificate.",
+        )
+        eps = max(scale * radius, 1e-3)
+        st.caption(f"ε = {scale:g} × r = **{eps:.3f}** (L2)")
+        return {"norm": norm, "eps": round(eps, 6)}
+    key = f"eps_{norm}"
+    eps = st.number_input("Budget ε", 0.001, 50.0, step=0.1, key=key)
+    return {"norm": norm, "eps": eps}

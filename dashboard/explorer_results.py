@@ -1,0 +1,227 @@
+"""The explorer's result: views, certificate, hint, path, twin, neighbours.
+
+Layout only: every number comes from `dashboard.results` (cached attacks and
+views) or from `lipnet`.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+import numpy as np
+import streamlit as st
+import torch
+
+from dashboard import results, state, views
+from lipnet import ood
+from lipnet.attacks.measure import nearest_of_class
+from lipnet.explain import ATTRIBUTION_LABELS
+
+DIFF_LEGEND = (
+    "Differences share one fixed scale for every model: red = the pixel got "
+    f"brighter, blue = darker, full colour at ±{views.DIFF_SCALE} (÷ the "
+    "amplification)."
+)
+
+
+def chart(where, svg: str) -> None:
+    """Show one of `svg_charts`' plots (st.html would strip SVG)."""
+    where.markdown(svg, unsafe_allow_html=True)
+
+
+@st.fragment
+def show_views(v: dict) -> None:
+    """Original, counterfactual (or a morph between them) and the difference.
+
+    Sharp images by default; on request, plots with every pixel's value on
+    hover. The morph slider and the amplification rerun only this fragment.
+    """
+    r = v["result"]
+    cols = st.columns(3)
+    if st.session_state.get("hover"):
+        figures = [
+            views.image_figure(r.x[0], v["titles"][0]),
+            views.image_figure(r.x_adv[0], v["titles"][1]),
+            views.signed_map_figure(r.delta[0], v["titles"][2]),
+        ]
+        for col, fig in zip(cols, figures, strict=True):
+            col.plotly_chart(fig, width="stretch")
+    else:
+        t = st.session_state.get("morph", 100) / 100
+        k = st.session_state.get("amplify", 1)
+        middle = v["three"][1] if t == 1 else views.image_png(r.x[0] + t * r.delta[0])
+        diff = v["three"][2] if k == 1 else views.signed_map_png(k * r.delta[0])
+        titles = [
+            v["titles"][0],
+            v["titles"][1] if t == 1 else f"Morph: {t:.0%} of the way",
+            v["titles"][2] + ("" if k == 1 else f", ×{k}"),
+        ]
+        for col, png, title in zip(
+            cols, [v["three"][0], middle, diff], titles, strict=True
+        ):
+            col.image(png, caption=title, width="stretch", output_format="PNG")
+    a, b, c = st.columns([3, 3, 2])
+    a.slider("Before → after", 0, 100, 100, 5, key="morph", format="%d%%")
+    b.slider("Amplify the difference ×", 1, 10, key="amplify")
+    c.toggle("Pixel values on hover", key="hover", label_visibility="visible")
+
+
+def certificate_metrics(v: dict) -> None:
+    """The radius beside the distance the attack needed, and their ratio."""
+    radius, distance, flipped = v["radius"], v["distance"], v["flipped"]
+    a, b, c = st.columns(3)
+    a.metric("Certified radius r", "none" if radius is None else f"{radius:.3f}")
+    label = "L2 distance the attack needed" if flipped else "L2 size, no flip"
+    b.metric(label, f"{distance:.3f}")
+    ratio = (
+        "—" if radius is None or not flipped else f"{distance / max(radius, 1e-12):.2f}"
+    )
+    c.metric("Ratio distance / r", ratio)
+
+
+def certificate_verdict(v: dict, certified: bool) -> None:
+    """The certificate in words (or the plain statement that there is none)."""
+    radius, flipped = v["radius"], v["flipped"]
+    if certified and radius is not None:
+        st.success(
+            f"No change of L2 size below r = {radius:.3f} can flip this decision."
+            + ("" if flipped else " The attack did not flip it either.")
+        )
+    else:
+        st.warning(
+            "This model is unconstrained: it carries **no certificate**. Nothing "
+            "guarantees that a tiny change does not flip its decision."
+        )
+
+
+def familiarity(model: torch.nn.Module, x: torch.Tensor) -> None:
+    """The out-of-distribution hint: is this input like the training data?"""
+    result = ood.check(model, x)
+    if result is None:
+        st.caption("This model carries no out-of-distribution calibration.")
+        return
+    relative = float(result.score[0]) / result.threshold
+    if bool(result.unusual[0]):
+        st.warning(f"{result.message} (score {relative:.1f}× the threshold)")
+    else:
+        st.caption(
+            f"The input looks like the training data: out-of-distribution score "
+            f"{relative:.2f}× the threshold that 1% of test images exceed."
+        )
+
+
+@st.fragment
+def show_path(v: dict) -> None:
+    """The trajectory: moving the step slider reruns only this fragment."""
+    st.subheader("The path")
+    frames, path = v["frames"], v["path"]
+    left, right = st.columns([1, 2])
+    with left:
+        t = st.slider("Step", 0, len(frames) - 1, len(frames) - 1, key="path_step")
+        st.image(
+            views.image_png(frames[t, 0]),
+            caption=f"Step {t}: margin {float(path['margin'][t]):.3f}",
+            width="stretch",
+            output_format="PNG",
+        )
+    with right:
+        chart(st, v["path_figure"])
+        if "cone" in path:
+            st.caption(
+                "The dashed cone is the Lipschitz bound: the margin can never fall "
+                "faster than it, which is why the radius is a certificate."
+            )
+
+
+def show_nearest_real(choice: state.Choice, v: dict) -> None:
+    """The nearest real test image of the counterfactual's class, for comparison."""
+    images = state.gallery(choice.key, 500)
+    if isinstance(images, str):
+        return
+    pool, labels = images
+    r = v["result"]
+    found = nearest_of_class(r.x[0], pool, labels, v["after_index"])
+    if found is None:
+        return
+    i, distance = found
+    to_cf = float((pool[i] - r.x_adv[0]).norm())
+    st.subheader("Nearest real counterfactual")
+    left, right = st.columns([1, 3])
+    left.image(
+        views.image_png(pool[i]),
+        caption=f"A real {v['after']} (test set, #{i})",
+        width="stretch",
+        output_format="PNG",
+    )
+    right.markdown(
+        f"The nearest real **{v['after']}** among {len(pool)} test images is "
+        f"**{distance:.2f}** away from the input (L2, pixels); the synthetic "
+        f"counterfactual moved **{v['distance']:.2f}**. From the counterfactual, "
+        f"that real image is **{to_cf:.2f}** away"
+        + (
+            " — closer than from the input: the change moves towards real data."
+            if to_cf < distance
+            else "."
+        )
+    )
+
+
+def show_twin(pairs: list) -> None:
+    st.subheader("Side by side with the twin")
+    st.caption(
+        "The same method on the same input. Compare what changes: the hKR network's "
+        "counterfactual redraws the input along the transport plan, the unconstrained "
+        "network's change is scattered noise. Pick the minimal-L2 method to see how "
+        "small a flip of the unconstrained network can be."
+    )
+    cols = st.columns(4)
+    for i, (image, caption, diff) in enumerate(pairs):
+        for col, png, text in (
+            (2 * i, image, caption),
+            (2 * i + 1, diff, "its difference"),
+        ):
+            cols[col].image(png, caption=text, width="stretch", output_format="PNG")
+
+
+def show_attributions(choice: state.Choice, x_np: np.ndarray) -> None:
+    st.subheader("Attributions")
+    method = st.selectbox(
+        "Attribution (captum)",
+        ["saliency", "integrated_gradients"],
+        format_func=ATTRIBUTION_LABELS.get,
+        key="attribution",
+    )
+    keys = [choice.key] + ([choice.twin_key] if choice.twin_key else [])
+    cols = st.columns(4)  # the same size with or without a twin
+    for col, key in zip(cols, keys, strict=False):
+        name = state.model_by_key(key).spec.get("name", key)
+        col.image(
+            results.attribution_png(key, x_np, method),
+            caption=f"{name}: {ATTRIBUTION_LABELS[method]}",
+            width="stretch",
+            output_format="PNG",
+        )
+    st.caption(
+        "Red pushes the score of the predicted class up, blue pushes it down; "
+        "each map is scaled to its own largest value."
+    )
+
+
+def downloads(name: str, v: dict) -> None:
+    """PNG downloads, drawn only when clicked (a download does not rerun the page)."""
+    r = v["result"]
+    a, b = st.columns(2)
+    a.download_button(
+        "Download the three views (PNG)",
+        partial(views.views_png, r.x[0], r.x_adv[0]),
+        file_name=f"{name}-views.png",
+        mime="image/png",
+        on_click="ignore",
+    )
+    b.download_button(
+        "Download the counterfactual (PNG)",
+        partial(views.png_bytes, r.x_adv[0]),
+        file_name=f"{name}-counterfactual.png",
+        mime="image/png",
+        on_click="ignore",
+    )

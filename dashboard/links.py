@@ -1,0 +1,153 @@
+"""Shareable links: the explorer's state in the URL, validated on the way back in.
+
+The model, the input (test image and its index, Grace Hopper, a built-in
+digit), the method, its parameters and the target are written to the URL's
+query as the user works (`st.query_params`), so the address bar is always a
+link that reopens the same result. Uploaded images, the camera and drawings
+are never in a link. A link is hostile input: every value is checked against
+a fixed list or range, and anything else is ignored and reported.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from urllib.parse import urlencode
+
+import streamlit as st
+
+from dashboard.explorer_controls import DEFAULTS
+from lipnet import zoo
+from lipnet.attacks import METHOD_LABELS
+
+SOURCES = {
+    "test": "Test image",
+    "hopper": "Grace Hopper (built-in face)",
+    "digit": "Built-in digit",
+}
+"""The inputs a link can name (never an upload, the camera or a drawing)."""
+APPLIED = "_link_applied"
+
+
+def _integer(lo: int, hi: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        value = int(text)
+        if not lo <= value <= hi:
+            raise ValueError
+        return value
+
+    return parse
+
+
+def _number(lo: float, hi: float) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        value = float(text)
+        if not (math.isfinite(value) and lo <= value <= hi):
+            raise ValueError
+        return value
+
+    return parse
+
+
+def _choice(options: Mapping[str, object]) -> Callable[[str], object]:
+    def parse(text: str) -> object:
+        return options[text]
+
+    return parse
+
+
+def _boolean(text: str) -> bool:
+    return {"1": True, "0": False}[text]
+
+
+def _digit(text: str) -> str:
+    if len(text) != 1 or not text.isdigit():
+        raise ValueError
+    return text
+
+
+def _label(text: str) -> str:
+    if not 1 <= len(text) <= 64 or not text.isprintable():
+        raise ValueError
+    return text
+
+
+# query key -> (session key, parser); ranges match the widgets'.
+FIELDS: dict[str, tuple[str, Callable[[str], object]]] = {
+    "input": ("source", _choice(SOURCES)),
+    "i": ("gallery_index", _integer(0, 999)),
+    "digit": ("builtin_digit", _digit),
+    "method": ("method", _choice({m: m for m in METHOD_LABELS})),
+    "norm": ("norm", _choice({"l2": "l2", "linf": "linf"})),
+    "eps_r": ("eps_scale", _number(0.1, 5.0)),
+    "eps": ("eps_l2", _number(0.001, 50.0)),
+    "eps_inf": ("eps_linf", _number(0.001, 50.0)),
+    "steps": ("pgd_steps", _integer(5, 200)),
+    "restarts": ("restarts", _integer(1, 5)),
+    "overshoot": ("overshoot", _number(0.0, 5.0)),
+    "step": ("step_size", _number(0.1, 1.0)),
+    "fmn": ("fmn_steps", _integer(10, 300)),
+    "eps_max": ("eps_max", _number(0.1, 50.0)),
+    "search": ("search", _integer(2, 12)),
+    "search_pgd": ("search_pgd", _integer(5, 100)),
+    "box": ("box", _boolean),
+    "target": ("target", _label),
+    "amp": ("amplify", _integer(1, 10)),
+}
+_UNSHARED = {**DEFAULTS, "amplify": 1}
+"""Values left out of a link because they are the starting ones anyway."""
+_WRITERS: dict[type, Callable[[object], str]] = {
+    bool: lambda v: "1" if v else "0",
+    float: lambda v: f"{v:g}",
+}
+
+
+def apply_once() -> list[str]:
+    """Copy a link's values into the session at its first run; the ignored keys.
+
+    Runs before any widget exists. The model must be shipped (uploads are
+    never in a link); each other value must parse and sit in its range.
+    """
+    if st.session_state.get(APPLIED):
+        return []
+    st.session_state[APPLIED] = True
+    ignored = []
+    for key, text in st.query_params.to_dict().items():
+        try:
+            if key == "model":
+                if text not in zoo.list_models():
+                    raise ValueError
+                st.session_state["model_key"] = text
+                continue
+            session_key, parse = FIELDS[key]
+            st.session_state[session_key] = parse(text)
+        except (KeyError, ValueError, OverflowError):
+            ignored.append(key)
+    return ignored
+
+
+def current(model_key: str) -> dict[str, str]:
+    """The shareable part of the session as query values ({} for an upload)."""
+    source = st.session_state.get("source")
+    codes = {label: code for code, label in SOURCES.items()}
+    if model_key.startswith("upload:") or source not in codes:
+        return {}
+    query = {"model": model_key, "input": codes[source]}
+    for key, (session_key, _) in FIELDS.items():
+        value = st.session_state.get(session_key)
+        if key == "input" or value is None or value == _UNSHARED.get(session_key):
+            continue
+        query[key] = _WRITERS.get(type(value), str)(value)
+    return query
+
+
+def write(query: Mapping[str, str]) -> None:
+    """Mirror `query` in the address bar (only when it changed)."""
+    if st.query_params.to_dict() != dict(query):
+        st.query_params.from_dict(query)
+
+
+def share_url(query: Mapping[str, str]) -> str:
+    """The full address of this page with `query`."""
+    base = (st.context.url or "").split("?")[0]
+    return f"{base}?{urlencode(query)}" if query else base
