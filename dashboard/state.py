@@ -129,7 +129,9 @@ def model_picker() -> None:
     names = list(zoo.list_models())
     uploads = st.session_state.get("uploaded_models", {})
     options = names + list(uploads)
-    labels = {n: f"{n} · {_badge(n)}" for n in names}
+    # Only certified models carry a badge: a long name plus "no certificate"
+    # would be cut in the sidebar; the caption below says it in full.
+    labels = {n: f"{n} · certified" if _certified(n) else n for n in names}
     labels.update({k: f"uploaded: {uploads[k].spec.get('name', k)}" for k in uploads})
     if st.session_state.get("model_key") not in options:
         st.session_state["model_key"] = options[0]
@@ -140,6 +142,9 @@ def model_picker() -> None:
         key="model_key",
         help="The shipped models; an uploaded model folder joins the list.",
     )
+    key = st.session_state["model_key"]
+    if key in names and not _certified(key):
+        st.caption(f"**{key}** is unconstrained: **no certificate**.")
     st.caption(
         "Certified models are 1-Lipschitz: their score cannot change faster than the "
         "distance travelled in pixel space."
@@ -147,9 +152,8 @@ def model_picker() -> None:
 
 
 @st.cache_data
-def _badge(name: str) -> str:
-    spec = zoo.read_spec(zoo.list_models()[name])
-    return "certified" if spec.get("certified") else "no certificate"
+def _certified(name: str) -> bool:
+    return bool(zoo.read_spec(zoo.list_models()[name]).get("certified"))
 
 
 def current() -> Choice:

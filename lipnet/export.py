@@ -63,30 +63,42 @@ def vanilla_export(model: nn.Module) -> nn.Sequential:
 def export_folder(model: nn.Module, path: str | os.PathLike) -> Path:
     """Save the plain export as a model folder that `lipnet.load` reads back.
 
-    The folder holds only plain layers, so it declares no Lipschitz constant
-    of its own (head "none"); its card names the certified model it came
-    from and that model's declared constant.
+    The folder holds only plain layers. A certified model's export keeps its
+    Lipschitz constant and head as a *measured* constant: the export is the
+    same function, so its rigorous upper bound is within the constant, which
+    is checked here and again by `lipnet.load` before any certificate is
+    shown. Its card names the model it came from.
     """
     from .io import save
     from .layers import LipSequential
 
     plain = vanilla_export(model)
     spec = getattr(model, "spec", {})
+    lipschitz = getattr(model, "lipschitz_constant", None)
+    head = getattr(model, "head", "none") if lipschitz is not None else "none"
     wrapped = LipSequential(
         *plain,
         input_shape=getattr(model, "input_shape", None),
         classes=getattr(model, "classes", None),
-        head="none",
-    )
+        head=head,
+        measured_lipschitz=lipschitz if head != "none" else None,
+    ).eval()
+    if head != "none":
+        wrapped.check_measured()
+    name = spec.get("name", "model")
     card = {
         "summary": (
-            f"Plain-layer export of {spec.get('name', 'a lipnet model')}: the same "
-            "function with the constrained weights baked into nn.Linear/nn.Conv2d."
+            f"Plain-layer export of {name}: the same function with the constrained "
+            "weights baked into nn.Linear/nn.Conv2d"
+            + (
+                f"; still certified, its Lipschitz constant {lipschitz:g} measured "
+                "on load."
+                if head != "none"
+                else "."
+            )
         ),
         "exported_from": spec.get("name"),
-        "source_lipschitz_constant": getattr(model, "lipschitz_constant", None),
+        "source_lipschitz_constant": lipschitz,
         "source_head": getattr(model, "head", None),
     }
-    return save(
-        wrapped.eval(), path, card=card, name=f"{spec.get('name', 'model')[:58]}-plain"
-    )
+    return save(wrapped, path, card=card, name=f"{name[:58]}-plain")

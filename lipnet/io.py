@@ -83,6 +83,9 @@ def model_spec(model: L.LipSequential) -> dict[str, Any]:
         "classes": classes,
         "head": model.head,
         "lipschitz_constant": model.lipschitz_constant,
+        "lipschitz_source": "derived"
+        if model.measured_lipschitz is None
+        else "measured",
         "certified": model.head != "none",
         "normalization": None,
         "layers": [layer_spec(m) for m in model],
@@ -229,14 +232,22 @@ def load_upload(spec_bytes: bytes, weights_bytes: bytes) -> L.LipSequential:
 
 
 def _verify(model: L.LipSequential) -> dict[str, Any]:
-    """Measure a certified model's Lipschitz constant; refuse it if it lies."""
-    declared = model.lipschitz_constant
-    if model.head == "none" or declared is None:
+    """Measure a certified model's Lipschitz constant; refuse it if it lies.
+
+    A model of plain layers that declares a measured constant is certified
+    here (`LipSequential.check_measured`), or refused.
+    """
+    if model.head == "none":
         return {"declared": None, "sound": False}
     try:
+        if model.measured_lipschitz is not None:
+            model.check_measured(UNSOUND_TOLERANCE)
+        declared = model.lipschitz_constant
         upper = lipschitz_upper_bound(model, model.input_shape)
     except (RuntimeError, ValueError, TypeError) as e:
-        raise ModelFileError(f"the Lipschitz bound cannot be measured: {e}") from None
+        raise ModelFileError(
+            f"the Lipschitz bound cannot be measured or is too large: {e}"
+        ) from None
     if not upper <= declared * (1 + UNSOUND_TOLERANCE):
         raise ModelFileError(
             f"the model declares a Lipschitz constant of {declared:g}, but its "
@@ -319,6 +330,8 @@ def parse_spec(spec_bytes: bytes) -> dict[str, Any]:
             "'lipschitz_constant' must be null or a number from 1e-6 to 1e6, "
             f"got {lip!r}"
         )
+    if spec.get("lipschitz_source", "derived") not in ("derived", "measured"):
+        raise ModelFileError("'lipschitz_source' must be 'derived' or 'measured'")
     certified = spec["head"] != "none"
     if spec.get("certified", certified) != certified:
         raise ModelFileError("'certified' does not match the head")
@@ -385,16 +398,21 @@ def build(spec: Mapping[str, Any]) -> L.LipSequential:
             raise ModelFileError(
                 f"layer {i} ({entry['type']}) cannot be built: {e}"
             ) from None
+    measured = spec.get("lipschitz_source") == "measured"
+    declared = spec.get("lipschitz_constant")
     try:
         model = L.LipSequential(
             *modules,
             input_shape=spec["input_shape"],
             classes=spec["classes"],
             head=spec["head"],
+            measured_lipschitz=declared if measured else None,
         )
     except ValueError as e:
         raise ModelFileError(f"inconsistent spec: {e}") from None
-    declared = spec.get("lipschitz_constant")
+    if measured:  # certified by measurement once the weights are in (`_verify`)
+        _check_time(started, "build")
+        return model
     actual = model.lipschitz_constant
     if (declared is None) != (actual is None) or (
         actual is not None and not math.isclose(declared, actual, rel_tol=1e-9)

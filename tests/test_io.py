@@ -277,11 +277,52 @@ def test_export_folder_round_trip(saved, tmp_path):
     model, folder = saved
     out = export_folder(lipnet.load(folder), tmp_path / "plain")
     plain = lipnet.load(out)
+    # The same function, still certified: the constant is measured on load.
+    assert plain.spec["lipschitz_source"] == "measured"
     assert (
-        plain.head == "none" and plain.spec["card"]["source_lipschitz_constant"] == 1.0
+        (plain.head, plain.lipschitz_constant) == (model.head, 1.0) == ("disjoint", 1.0)
     )
+    assert plain.lipschitz_check["sound"] and plain.spec["card"]["exported_from"]
     x = torch.rand(4, 1, 28, 28)
     with torch.no_grad():
         assert torch.allclose(plain(x), model(x), atol=1e-5)
+    assert torch.allclose(
+        lipnet.certified_radius(plain, x), lipnet.certified_radius(model, x), atol=1e-5
+    )
     blob = zip_folder(out)
     assert blob[:2] == b"PK" and b"spec.json" in blob
+
+
+def test_a_tampered_measured_export_is_refused(saved, tmp_path):
+    """Plain layers whose weights grew no longer meet their measured constant."""
+    import hashlib
+
+    from safetensors.torch import load_file, save_file
+
+    from lipnet.export import export_folder
+
+    out = export_folder(lipnet.load(saved[1]), tmp_path / "plain")
+    state = load_file(out / "weights.safetensors")
+    # Every weight doubled: the bound (0.27 here, the AOL layers are loose)
+    # grows 2⁶-fold, past the measured constant 1.
+    state = {k: v * 2 if k.endswith("weight") else v for k, v in state.items()}
+    save_file(state, out / "weights.safetensors")
+    digest = hashlib.sha256((out / "weights.safetensors").read_bytes()).hexdigest()
+    rewrite_spec(out, lambda s: s["weights"].update(sha256=digest))
+    with pytest.raises(ModelFileError, match=r"measure up to \d+"):
+        lipnet.load(out)
+
+
+def test_a_measured_constant_counts_only_while_checked():
+    torch.manual_seed(0)
+    plain = lipnet.LipSequential(
+        torch.nn.Linear(4, 1), input_shape=(4,), head="binary", measured_lipschitz=5.0
+    )
+    assert plain.lipschitz_constant is None  # declared, not yet measured
+    plain.check_measured()
+    assert plain.lipschitz_constant == 5.0
+    with torch.no_grad():
+        plain[0].weight.mul_(100)  # the parameters changed: the check is void
+    assert plain.lipschitz_constant is None
+    with pytest.raises(ValueError, match="measure up to"):
+        plain.check_measured()

@@ -26,6 +26,11 @@ class LipSequential(nn.Sequential):
     whole), "disjoint" (each output neuron L-Lipschitz) or "none". The head
     must match the last layer: "disjoint" needs a disjoint FrobeniusLinear
     there, and such a layer needs the "disjoint" head.
+
+    `measured_lipschitz` certifies plain layers (a plain-layer export of a
+    certified model) by measurement instead of by construction: the constant
+    counts only once `check_measured()` has found the rigorous upper bound
+    within it, and only while the parameters stay as they were then.
     """
 
     def __init__(
@@ -34,27 +39,65 @@ class LipSequential(nn.Sequential):
         input_shape: Sequence[int] | None = None,
         classes: Sequence[str] | None = None,
         head: str | None = None,
+        measured_lipschitz: float | None = None,
     ) -> None:
         super().__init__(*layers)
         self.input_shape = tuple(int(v) for v in input_shape) if input_shape else None
         self.classes = list(classes) if classes is not None else None
+        self.measured_lipschitz = measured_lipschitz
+        self._checked: tuple[float, tuple] | None = None
         self.head = head if head is not None else self._infer_head()
         if self.head not in (*HEAD_FACTORS, "none"):
             raise ValueError(f"unknown head type {self.head!r}")
-        if self.head != "none" and self.lipschitz_constant is None:
+        unbounded = self._derived_constant() is None and measured_lipschitz is None
+        if self.head != "none" and unbounded:
             raise ValueError(
-                f"head {self.head!r} needs every layer to be a lipnet layer with a "
-                "Lipschitz bound; use head='none' for an unconstrained model"
+                f"head {self.head!r} needs every layer to be a lipnet layer "
+                "with a Lipschitz bound (or a measured_lipschitz); use "
+                "head='none' for an unconstrained model"
             )
         self._check_head()
+
+    def check_measured(self, tolerance: float = 1e-3) -> float:
+        """Measure a plain model's rigorous bound; certify it if within the declared.
+
+        Returns the bound; raises ValueError when it exceeds
+        `measured_lipschitz` by more than `tolerance` (relative).
+        """
+        from ..certify import lipschitz_upper_bound  # certify builds on layers
+
+        if self.measured_lipschitz is None or self.input_shape is None:
+            raise ValueError(
+                "check_measured needs a measured_lipschitz and input_shape"
+            )
+        upper = lipschitz_upper_bound(self, self.input_shape)
+        if not upper <= self.measured_lipschitz * (1 + tolerance):
+            raise ValueError(
+                f"the layers measure up to {upper:.6g}, over the declared "
+                f"{self.measured_lipschitz:g}"
+            )
+        self._checked = (self.measured_lipschitz, self._fingerprint())
+        return upper
+
+    def _fingerprint(self) -> tuple:
+        return tuple((p._version, p.data_ptr()) for p in self.parameters())
 
     @property
     def lipschitz_constant(self) -> float | None:
         """Product of the layers' constants, or None if any is unbounded.
 
         Each layer counts as a map on its own, wherever it stands; only the
-        last layer under a "disjoint" head counts per output neuron.
+        last layer under a "disjoint" head counts per output neuron. A model
+        of plain layers has the measured constant once `check_measured` has
+        passed on its current parameters.
         """
+        derived = self._derived_constant()
+        if derived is not None or self._checked is None:
+            return derived
+        value, fingerprint = self._checked
+        return value if fingerprint == self._fingerprint() else None
+
+    def _derived_constant(self) -> float | None:
         if not all(isinstance(m, LipschitzLayer) for m in self):
             return None
         per_neuron = getattr(self, "head", None) == "disjoint"
@@ -67,6 +110,8 @@ class LipSequential(nn.Sequential):
         """Refuse a head that does not match the last layer."""
         last = self[-1] if len(self) else None
         disjoint = _is_disjoint(last)
+        if self.measured_lipschitz is not None and type(last) is nn.Linear:
+            disjoint = self.head == "disjoint"  # a plain head: measured per neuron
         if self.head == "disjoint" and not disjoint:
             raise ValueError(
                 "head 'disjoint' needs a FrobeniusLinear with disjoint_neurons=True "
