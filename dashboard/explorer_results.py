@@ -60,10 +60,10 @@ def show_views(v: dict) -> None:
             cols, [v["three"][0], middle, diff], titles, strict=True
         ):
             col.image(png, caption=title, width="stretch", output_format="PNG")
-    a, b, c = st.columns([3, 3, 2])
+    a, b = st.columns(2)
     a.slider("Before → after", 0, 100, 100, 5, key="morph", format="%d%%")
     b.slider("Amplify the difference ×", 1, 10, key="amplify")
-    c.toggle("Pixel values on hover", key="hover", label_visibility="visible")
+    st.toggle("Pixel values on hover", key="hover")
 
 
 def certificate_metrics(v: dict) -> None:

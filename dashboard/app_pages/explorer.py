@@ -23,7 +23,7 @@ LEAD = (
 INTRO = """
 A 1-Lipschitz network cannot change its score faster than the input moves:
 |f(x) − f(y)| ≤ ‖x − y‖. So the score itself is a **certificate**: no change of
-the image smaller than the certified radius r can flip the decision. Trained
+the image smaller than the certified radius (r) can flip the decision. Trained
 with the hKR loss, such a network's shortest way to the other class is a
 *meaningful* change — the **counterfactual** — where an ordinary network is
 fooled by noise.
