@@ -85,7 +85,9 @@ def result_views(
         "scores": svg_charts.scores_chart(
             result.outputs_before[0], result.outputs_after[0], classes
         ),
-        "certificate": svg_charts.certificate_chart(radius, distance)
+        "certificate": svg_charts.certificate_chart(
+            radius, distance, flipped=bool(result.success[0])
+        )
         if certified
         else None,
         "path": result.path(),

@@ -134,10 +134,34 @@ def _legend(f: Frame, items: Sequence[tuple[str, str, str]], y: float) -> list[s
     return out
 
 
+CHAR_WIDTH = 0.6  # a sans-serif character's width, in font sizes (an upper estimate)
+
+
+def text_width(s: str, size: float) -> float:
+    """About how wide `s` is drawn at `size` (slightly more, to be safe)."""
+    return CHAR_WIDTH * size * len(s)
+
+
+def _fit(name: str, room: float, size: int = 11) -> tuple[str, int]:
+    """A label and a font size that fit `room` pixels: smaller, then shortened."""
+    for s in (size, size - 2):
+        if text_width(name, s) <= room:
+            return name, s
+    s = size - 2
+    keep = max(1, int(room / (CHAR_WIDTH * s)) - 1)
+    return name[:keep] + "…", s
+
+
 def scores_chart(
     before: torch.Tensor, after: torch.Tensor, classes: Sequence[str]
 ) -> str:
-    """Class scores before and after the attack (a binary logit is shown as is)."""
+    """Class scores before and after the attack (a binary logit is shown as is).
+
+    The value over each bar is written across when it fits the bar and along
+    it (rotated) when it does not, as with ten classes; the frame keeps room
+    for it above the highest bar and below the lowest. Class names shrink,
+    then shorten, to fit their group (the full name is in the bars' tooltips).
+    """
     b, a = (
         before.detach().cpu().reshape(-1).tolist(),
         after.detach().cpu().reshape(-1).tolist(),
@@ -147,13 +171,35 @@ def scores_chart(
         if len(b) == 1 and len(classes) == 2
         else list(classes)
     )
-    lo, hi = min(0.0, *b, *a), max(0.0, *b, *a)
-    pad = 0.18 * max(hi - lo, 1e-6)
     # Narrower than the others (it sits in a column two fifths wide), with the
     # legend under the title.
-    f = Frame(0, len(names), lo - pad * (lo < 0), hi + pad, 310, width=360, top=48)
-    group = (f.end - f.left) / len(names)
+    height, width, top, bottom, left, right = 310, 360, 48, 44, 48, 12
+    group = (width - left - right) / len(names)
     bar = min(group * 0.38, 60)
+    size = 9
+    values = [f"{v:+.2f}" for v in (*b, *a)]
+    longest = max(text_width(t, size) for t in values)
+    rotate = longest > bar - 1
+    room = (longest if rotate else size) + 4  # pixels a value label needs
+    lo, hi = min(0.0, *b, *a), max(0.0, *b, *a)
+    span = max(hi - lo, 1e-6)
+    plot = height - top - bottom
+    above, below = room / plot, (room / plot if lo < 0 else 0.0)
+    total = span / (1 - above - below)
+    pad_top = max(0.18 * span, above * total)
+    pad_bottom = max(0.18 * span, below * total) if lo < 0 else 0.0
+    f = Frame(
+        0,
+        len(names),
+        lo - pad_bottom,
+        hi + pad_top,
+        height,
+        width=width,
+        top=top,
+        bottom=bottom,
+        left=left,
+        right=right,
+    )
     body = _y_grid(f)
     for i, name in enumerate(names):
         centre = f.x(i + 0.5)
@@ -161,16 +207,31 @@ def scores_chart(
             (("original", b[i], NEUTRAL), ("counterfactual", a[i], UNCONSTRAINED))
         ):
             x = centre - bar + j * bar
-            top, bottom = sorted((f.y(v), f.y(0)))
+            y_top, y_bottom = sorted((f.y(v), f.y(0)))
             body.append(
-                f'<rect x="{x:.1f}" y="{top:.1f}" width="{bar - 1:.1f}" '
-                f'height="{max(bottom - top, 0.5):.1f}" fill="{color}">'
+                f'<rect x="{x:.1f}" y="{y_top:.1f}" width="{bar - 1:.1f}" '
+                f'height="{max(y_bottom - y_top, 0.5):.1f}" fill="{color}">'
                 f"<title>{escape(name)}, {series}: {v:+.4f}</title></rect>"
             )
-            label_y = top - 3 if v >= 0 else bottom + 11
-            size = 9 if len(names) <= 5 else 7
-            body.append(_text(x + bar / 2, label_y, f"{v:+.2f}", size=size))
-        body.append(_text(centre, f.floor + 16, name, size=11))
+            mid, label = x + (bar - 1) / 2, f"{v:+.2f}"
+            if rotate:  # along the bar, reading upwards, glyphs centred on it
+                tx = mid + size * 0.35
+                ty, anchor = (y_top - 3, "start") if v >= 0 else (y_bottom + 3, "end")
+                body.append(
+                    _text(
+                        tx,
+                        ty,
+                        label,
+                        size=size,
+                        anchor=anchor,
+                        transform=f"rotate(-90 {tx:.1f} {ty:.1f})",
+                    )
+                )
+            else:
+                ty = y_top - 3 if v >= 0 else y_bottom + size + 2
+                body.append(_text(mid, ty, label, size=size))
+        shown, name_size = _fit(name, group - 4)
+        body.append(_text(centre, f.floor + 16, shown, size=name_size))
     body.append(_line(f.left, f.y(0), f.end, f.y(0), "black"))
     body += _legend(
         f, [("original", NEUTRAL, "box"), ("counterfactual", UNCONSTRAINED, "box")], 38
@@ -178,11 +239,20 @@ def scores_chart(
     return _svg("Scores before and after", f, body)
 
 
-def certificate_chart(radius: float | None, distance: float) -> str:
-    """The certified radius as a safe zone, and where the attack had to go."""
+def certificate_chart(
+    radius: float | None, distance: float, flipped: bool = True
+) -> str:
+    """The certified radius as a safe zone, and where the attack had to go.
+
+    Two lanes keep the labels apart: the certified radius is named in the
+    upper half of the zone, the attack's cross and its label sit in the lower
+    half. An attack that did not flip the decision is labelled as such: its
+    distance is the budget it spent, not a distance that flips the class.
+    """
     top = max(distance, radius or 0.0) * 1.25 + 1e-6
-    f = Frame(0, top, 0, 1, height=150, top=28)
+    f = Frame(0, top, 0, 1, height=150, width=460, top=28)
     body = []
+    upper = f.top + 22  # baseline of the certified label
     if radius is not None:
         r = f.x(radius)
         body.append(
@@ -191,20 +261,28 @@ def certificate_chart(radius: float | None, distance: float) -> str:
             f"<title>certified radius {radius:.4f}</title></rect>"
         )
         body.append(_line(r, f.top, r, f.floor, CERTIFIED, 3))
-        body.append(
-            _text(
-                (f.left + r) / 2, f.y(0.5) + 4, f"certified: r = {radius:.3f}", size=13
-            )
-        )
-    cx, cy, s = f.x(distance), f.y(0.62), 7
+        label = f"certified: r = {radius:.3f}"
+        half = text_width(label, 13) / 2
+        cx = min(max((f.left + r) / 2, f.left + 4 + half), f.end - half)
+        body.append(_text(cx, upper, label, size=13))
+    if flipped:
+        label = f"attack needed {distance:.3f} to flip"
+        tip = f"L2 distance the attack needed to flip the decision: {distance:.4f}"
+    else:
+        label = f"attack budget spent, no flip: {distance:.3f}"
+        tip = f"L2 distance the attack spent, no flip: {distance:.4f}"
+    cx, cy, s = f.x(distance), f.floor - 24, 7
     body.append(
         f'<g stroke="{UNCONSTRAINED}" stroke-width="3">'
-        f"<title>L2 distance needed {distance:.4f}</title>"
+        f"<title>{escape(tip)}</title>"
         + _line(cx - s, cy - s, cx + s, cy + s, UNCONSTRAINED, 3)
         + _line(cx - s, cy + s, cx + s, cy - s, UNCONSTRAINED, 3)
         + "</g>"
     )
-    body.append(_text(cx + s + 4, cy + 4, f"attack: {distance:.3f}", anchor="start"))
+    if cx + s + 4 + text_width(label, 11) <= f.width - 2:
+        body.append(_text(cx + s + 4, cy + 4, label, anchor="start"))
+    else:  # no room on the right: to the left of the cross
+        body.append(_text(cx - s - 4, cy + 4, label, anchor="end"))
     body += _x_axis(f, "L2 distance from the input")
     return _svg("Certified margin vs the attack", f, body)
 

@@ -159,13 +159,20 @@ def decision_map_figure(
     radius: float | None,
     title: str,
 ) -> go.Figure:
-    """Level sets of f, the boundary, the data and one point's certified disc."""
+    """Level sets of f, the boundary, the data and one point's certified disc.
+
+    Every trace is named (the names show on hover) and the legend is hidden:
+    the title and the colour bar say what is what. The disc is drawn last, on
+    top of everything, around a small hollow marker, so even a small disc
+    stays visible.
+    """
     limit = float(np.abs(values).max()) or 1.0
     fig = go.Figure(
         go.Contour(
             x=axis,
             y=axis,
             z=values,
+            name="f (level sets)",
             colorscale=DIFF_COLORS,
             zmid=0,
             zmin=-limit,
@@ -182,6 +189,7 @@ def decision_map_figure(
             x=axis,
             y=axis,
             z=values,
+            name="decision boundary (f = 0)",
             contours={"start": 0, "end": 0, "coloring": "none"},
             line={"width": 3, "color": "black"},
             showscale=False,
@@ -193,8 +201,8 @@ def decision_map_figure(
         go.Scatter(
             x=pts[:, 0],
             y=pts[:, 1],
+            name="training points",
             mode="markers",
-            showlegend=False,
             marker={
                 "size": 4,
                 "color": np.where(y.numpy() == 1, "#222222", "#ffffff"),
@@ -203,36 +211,67 @@ def decision_map_figure(
             hoverinfo="skip",
         )
     )
-    if radius is not None:
-        fig.add_shape(
-            type="circle",
-            x0=point[0] - radius,
-            x1=point[0] + radius,
-            y0=point[1] - radius,
-            y1=point[1] + radius,
-            line={"color": CERTIFIED, "width": 3},
-            fillcolor=CERTIFIED,
-            opacity=0.3,
-        )
     fig.add_trace(
         go.Scatter(
             x=[point[0]],
             y=[point[1]],
+            name="your point",
             mode="markers",
-            showlegend=False,
-            marker={"size": 12, "color": UNCONSTRAINED, "symbol": "x"},
+            marker={
+                "size": 7,
+                "color": UNCONSTRAINED,
+                "symbol": "circle-open",
+                "line": {"width": 2, "color": UNCONSTRAINED},
+            },
+            hovertemplate="your point (%{x:.2f}, %{y:.2f})<extra></extra>",
         )
     )
-    fig.update_xaxes(range=[axis[0], axis[-1]], scaleanchor="y")
-    fig.update_yaxes(range=[axis[0], axis[-1]])
+    if radius is not None:
+        t = np.linspace(0, 2 * np.pi, 73)
+        fig.add_trace(
+            go.Scatter(
+                x=point[0] + radius * np.cos(t),
+                y=point[1] + radius * np.sin(t),
+                name="certified disc",
+                mode="lines",
+                fill="toself",
+                fillcolor="rgba(27, 158, 119, 0.35)",  # CERTIFIED, see-through
+                line={"color": CERTIFIED, "width": 2.5},
+                hovertemplate=f"certified disc: radius {radius:.3f}<extra></extra>",
+            )
+        )
+    fig.update_layout(showlegend=False)
+    # Square and exactly the data's square: the plot shrinks, not the range grows.
+    fig.update_xaxes(range=[axis[0], axis[-1]], scaleanchor="y", constrain="domain")
+    fig.update_yaxes(range=[axis[0], axis[-1]], constrain="domain")
     return _layout(fig, title, height=420)
 
 
 def distance_figure(pairs: Sequence[tuple[str, np.ndarray, np.ndarray]]) -> go.Figure:
-    """|f(x)| against the distance to the boundary, with the line |f| = distance."""
-    fig = go.Figure()
-    top = 0.0
-    for (name, dist, f), color in zip(pairs, (CERTIFIED, UNCONSTRAINED), strict=False):
+    """|f(x)| against the distance to the boundary, one panel per network.
+
+    Each network has its own y-axis: the unconstrained network's |f| can be a
+    hundred times the distance and would flatten the hKR points to a line.
+    The dashed y = x line is where |f| is exactly the distance, i.e. where
+    the certificate |f| / L is exact; a 1-Lipschitz network stays below it.
+    """
+    from plotly.subplots import make_subplots
+
+    titles = [
+        f"{name}: |f| ≤ distance (1-Lipschitz)"
+        if i == 0
+        else f"{name}: no bound, own scale"
+        for i, (name, _, _) in enumerate(pairs)
+    ]
+    fig = make_subplots(
+        rows=1, cols=max(len(pairs), 1), subplot_titles=titles, horizontal_spacing=0.1
+    )
+    colors = (CERTIFIED, UNCONSTRAINED)
+    for col, ((name, dist, f), color) in enumerate(
+        zip(pairs, colors, strict=False), start=1
+    ):
+        finite = np.isfinite(dist)
+        top = float(np.max(dist[finite])) if finite.any() else 1.0
         fig.add_trace(
             go.Scatter(
                 x=dist,
@@ -240,21 +279,33 @@ def distance_figure(pairs: Sequence[tuple[str, np.ndarray, np.ndarray]]) -> go.F
                 mode="markers",
                 name=name,
                 marker={"size": 5, "color": color, "opacity": 0.7},
-            )
+                hovertemplate=f"{name}<br>distance %{{x:.3f}}<br>|f| %{{y:.3f}}"
+                "<extra></extra>",
+            ),
+            row=1,
+            col=col,
         )
-        top = max(top, float(np.nanmax(dist)))
-    fig.add_trace(
-        go.Scatter(
-            x=[0, top],
-            y=[0, top],
-            mode="lines",
-            name="|f| = distance",
-            line={"color": "black", "dash": "dash"},
+        fig.add_trace(
+            go.Scatter(
+                x=[0, top],
+                y=[0, top],
+                mode="lines",
+                name="|f| = distance (exact certificate)",
+                legendgroup="exact",
+                showlegend=col == 1,
+                line={"color": "black", "dash": "dash"},
+                hoverinfo="skip",
+            ),
+            row=1,
+            col=col,
         )
-    )
-    fig.update_xaxes(title="distance to the decision boundary")
-    fig.update_yaxes(title="|f(x)|")
-    return _layout(fig, "Is |f| a distance?", height=380)
+        fig.update_xaxes(title="distance to the decision boundary", row=1, col=col)
+        fig.update_yaxes(title=f"|f(x)|, {name}", row=1, col=col)
+    fig.update_annotations(font_size=12)
+    fig.update_layout(legend={"orientation": "h", "yanchor": "top", "y": -0.22, "x": 0})
+    fig = _layout(fig, "Is |f| a distance?", height=420)
+    fig.update_layout(margin={"l": 10, "r": 10, "t": 70, "b": 10})
+    return fig
 
 
 def certified_curve_figure(certified: dict[str, float], kind: str) -> go.Figure:

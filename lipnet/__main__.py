@@ -53,17 +53,40 @@ def _report(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from .io import load
-    from .report import iter_report, write_report
-    from .zoo import test_images
+    from .report import iter_report, slice_membership, write_report, write_row_arrays
+    from .zoo import test_attributes, test_images
 
     model = load(args.model)
     x, y = test_images(model.spec, args.n, args.data)
+    config = model.spec["card"]["training"]["config"]
+    if len(x) < args.n:
+        why = (
+            " (faces alternate with and without the attribute, so they end "
+            "with the rarer kind)"
+            if config["task"] == "celeba"
+            else ""
+        )
+        print(
+            f"only {len(x)} test images for this task in the data folder{why}; "
+            "add images there (see LIPNET_DATA) for more",
+            file=sys.stderr,
+        )
+    membership = slice_membership(
+        y,
+        model.spec["classes"],
+        test_attributes(model.spec, args.n, args.data),
+        skip=[config.get("attribute", "")],
+    )
     rows = []
     with tqdm(total=len(x), desc="report", disable=args.quiet) as bar:
-        for batch in iter_report(model, x, y, batch_size=args.batch_size):
+        for batch in iter_report(
+            model, x, y, batch_size=args.batch_size, keep_counterfactuals=args.arrays
+        ):
             rows += batch
             bar.update(len(batch))
-    summary = write_report(rows, args.out)
+    summary = write_report(rows, args.out, membership=membership)
+    if args.arrays:
+        write_row_arrays(rows, x, args.out)
     keys = ("n", "clean_accuracy", "curve")
     print(json.dumps({k: summary[k] for k in keys}, indent=2))
     return 0
@@ -134,13 +157,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     c.add_argument("--data", help="data directory (default: $LIPNET_DATA)")
     c.add_argument("--n-attack", type=int, default=500, help="test images attacked")
     c.set_defaults(run=_card)
-    r = sub.add_parser("report", help="robustness report on test images: CSV + figures")
+    r = sub.add_parser(
+        "report",
+        help="robustness report on test images: CSV, slices.csv, figures",
+    )
     r.add_argument("model", help="model folder")
     r.add_argument("--n", type=int, default=1000, help="number of test images")
     r.add_argument("--out", type=Path, required=True, help="output folder")
     r.add_argument("--data", help="data directory (default: $LIPNET_DATA)")
     r.add_argument("--batch-size", type=int, default=100)
     r.add_argument("--quiet", action="store_true", help="no progress bar")
+    r.add_argument(
+        "--arrays",
+        action="store_true",
+        help="also write each image's δ and counterfactual: rows/NNNNNN_delta.npy, "
+        "rows/NNNNNN_counterfactual.npy",
+    )
     r.set_defaults(run=_report)
     b = sub.add_parser(
         "bounds", help="re-measure the Lipschitz bounds into a model's card"

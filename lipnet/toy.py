@@ -17,6 +17,16 @@ from .losses import HKRLoss
 
 DATASETS = ("snowflake ring", "two moons", "circles")
 BOUNDS = (-1.6, 1.6)
+# The playground's defaults. alpha close to 1: with alpha = 0.9 the KR term
+# (weight 0.1) outweighs the hinge on the few points between the moons, and
+# two moons stalls near 93% (pure hinge, alpha = 1, can stall at 83%); 0.98
+# reaches ≥ 99% on two moons, 100% on circles and ~92% on the snowflake ring
+# in 300 full-batch steps (about 1.5 s per network on 2 CPU cores).
+N_POINTS = 600
+ALPHA = 0.98
+MARGIN = 0.1
+STEPS = 300
+LR = 1e-2
 
 
 def koch_snowflake(order: int = 4, radius: float = 1.0) -> np.ndarray:
@@ -130,10 +140,10 @@ def train_toy(
     x: Tensor,
     y: Tensor,
     lipschitz: bool = True,
-    alpha: float = 0.9,
-    margin: float = 0.1,
-    steps: int = 600,
-    lr: float = 5e-3,
+    alpha: float = ALPHA,
+    margin: float = MARGIN,
+    steps: int = STEPS,
+    lr: float = LR,
     seed: int = 0,
     progress: Callable[[float], None] | None = None,
 ) -> ToyResult:

@@ -122,7 +122,8 @@ def load_task(
             root / "celeba", attribute=attribute, image_size=size, seed=seed
         )
         tr, va, te = splits["train"], splits["val"], splits["test"]
-        name = attribute.replace("_", " ").lower()
+        # CelebA's column is "Mustache" (US spelling); the classes read "moustache".
+        name = attribute.replace("_", " ").lower().replace("mustache", "moustache")
         return TaskData(
             tr["images"],
             tr["labels"],

@@ -5,9 +5,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import torch
 from torch import Tensor
 
 from . import data as D
+from .data.celeba import celeba_example_attributes, celeba_example_count
 from .io import SPEC_FILE, parse_spec
 
 MODELS_DIR = Path(__file__).resolve().parents[1] / "assets" / "models"
@@ -49,9 +51,7 @@ def test_images(
     what it returns; raises FileNotFoundError when the data directory is not
     there (the dashboard then offers its built-in and uploaded images only).
     """
-    config = spec.get("card", {}).get("training", {}).get("config")
-    if not config:
-        raise ValueError("this model's card has no training config, so no test set")
+    config = _task(spec)
     root = D.data_dir(data_root)
     task = config["task"]
     if task == "celeba":
@@ -67,6 +67,57 @@ def test_images(
     if task == "mnist08":
         x, y = D.mnist_binary(x, y, (0, 8))
     return x[:n].clone(), y[:n].clone()
+
+
+def _task(spec: dict) -> dict:
+    config = spec.get("card", {}).get("training", {}).get("config")
+    if not config:
+        raise ValueError("this model's card has no training config, so no test set")
+    return config
+
+
+def test_attributes(
+    spec: dict, n: int = 64, data_root: str | Path | None = None
+) -> dict[str, Tensor]:
+    """Attributes of exactly the images `test_images(spec, n, data_root)` returns.
+
+    For a CelebA task: each of the attribute file's 40 attributes → a bool
+    tensor (True where the attribute is 1), in the same order as the images.
+    Other tasks have no attributes: an empty dict. Decodes no image.
+    """
+    config = _task(spec)
+    if config["task"] != "celeba":
+        return {}
+    _, names, matrix = celeba_example_attributes(
+        D.data_dir(data_root) / "celeba",
+        attribute=config.get("attribute", "Mustache"),
+        seed=int(config.get("seed", 0)),
+        n=n,
+    )
+    values = torch.from_numpy(matrix == 1)
+    return {name: values[:, k].clone() for k, name in enumerate(names)}
+
+
+def test_image_count(spec: dict, data_root: str | Path | None = None) -> int:
+    """How many images `test_images` can return for this task at most.
+
+    MNIST: the task's test images. CelebA: twice the rarer class of the test
+    split of the images present in the data folder (the gallery alternates
+    positives and negatives). Cheap: reads labels and file names, decodes no
+    image. Raises like `test_images` when there is no data.
+    """
+    config = _task(spec)
+    root = D.data_dir(data_root)
+    if config["task"] == "celeba":
+        return celeba_example_count(
+            root / "celeba",
+            attribute=config.get("attribute", "Mustache"),
+            seed=int(config.get("seed", 0)),
+        )["examples"]
+    _, y = D.load_mnist(root / "mnist", "test")
+    if config["task"] == "mnist08":
+        return int(((y == 0) | (y == 8)).sum())
+    return len(y)
 
 
 def same_task(spec: dict) -> dict | None:

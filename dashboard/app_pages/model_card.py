@@ -3,16 +3,193 @@
 from __future__ import annotations
 
 import json
+import math
+import re
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import streamlit as st
 
 from dashboard import state, views
-from lipnet import lipschitz_upper_bound, zoo
+from lipnet import lipschitz_upper_bound, ood, zoo
+from lipnet.attacks import METHOD_LABELS
 from lipnet.export import export_folder
 from lipnet.io import zip_folder
+
+# Human labels for the keys of the card's sections; a key not listed here is
+# shown with its underscores as spaces.
+LABELS = {
+    # attacks (lipnet.attacks.measure)
+    "n": "Test images measured",
+    "methods": "Attack methods",
+    "median_ratio_rd": "Median found distance / certified radius (no pixel box)",
+    "within_1.1_rd": "Found within 1.1 × the radius (no pixel box)",
+    "found_rd": "A flip found (no pixel box)",
+    "median_ratio_box": "Median found distance / certified radius (pixels in [0, 1])",
+    "within_1.1_box": "Found within 1.1 × the radius (pixels in [0, 1])",
+    "found_box": "A flip found (pixels in [0, 1])",
+    "median_smallest_l2_box": "Median smallest flip found (L2, pixels in [0, 1])",
+    "note": "Note",
+    # training
+    "train_time_s": "Training time",
+    "machine": "Machine",
+    "name": "Name",
+    "summary": "Summary",
+    "task": "Task",
+    "seed": "Random seed",
+    "val_fraction": "Validation fraction",
+    "image_size": "Image size (pixels)",
+    # CelebA's own column name ("Mustache"): shown as the dataset spells it.
+    "attribute": "CelebA attribute (column name)",
+    "attack_n": "Images for the attack measurement",
+    "arch": "Architecture",
+    "kind": "Kind",
+    "stem": "Invertible down-sampling stem",
+    "channels": "Conv channels",
+    "widths": "Dense widths",
+    "activation": "Activation",
+    "head": "Head",
+    "loss": "Loss",
+    "alpha": "alpha (hinge weight)",
+    "min_margin": "Margin",
+    "optimizer": "Optimizer",
+    "lr": "Learning rate",
+    "lr_end": "Final learning rate",
+    "batch_size": "Batch size",
+    "epochs": "Epochs",
+    "augment": "Augmentation",
+    "shift": "Random shift (pixels)",
+    "flip": "Horizontal flip",
+    # data
+    "dataset": "Dataset",
+    "source": "Source",
+    "license": "License",
+    "split": "Split",
+    "counts": "Counts",
+    "train": "train",
+    "val": "validation",
+    "test": "test",
+    "images": "images",
+    "positives": "positives",
+    "test_ids_sha256": "Test image ids (sha256)",
+    # ood (lipnet.ood.summary)
+    "method": "Method",
+    "quantile": "Calibration quantile (test images)",
+    "threshold": "Score threshold",
+    "flagged_test_share": "Test images flagged",
+    "n_train": "Training images used",
+    "n_test": "Test images used",
+    # training history
+    "epoch": "epoch",
+    "train_accuracy": "train accuracy",
+    "val_accuracy": "validation accuracy",
+}
+SHARES = {  # values in [0, 1] shown as percentages
+    "within_1.1_rd",
+    "found_rd",
+    "within_1.1_box",
+    "found_box",
+    "quantile",
+    "flagged_test_share",
+    "val_fraction",
+}
+MAX_ROWS = 200  # an uploaded card may hold any JSON: show a bounded table
+MAX_TEXT = 600
+
+
+MARKDOWN = re.compile(r"([\\`*_{}\[\]<>#|~$])")
+CERTIFIED_AT = re.compile(r"(train|val)_certified_(.+)")
+OOD_METHODS = {
+    ood.METHOD: "distance to the nearest class mean (diagonal Mahalanobis), "
+    "on the model's features and on pixel statistics",
+}
+
+
+def literal(text: str) -> str:
+    """Text shown as it is: st.table renders Markdown in its cells."""
+    return MARKDOWN.sub(r"\\\1", text)
+
+
+def label(key: Any) -> str:
+    key = str(key)
+    if key in LABELS:
+        return LABELS[key]
+    if m := CERTIFIED_AT.fullmatch(key):
+        split = "train" if m[1] == "train" else "validation"
+        return literal(f"{split}: certified at ε = {m[2]}")
+    return literal(key.replace("_", " "))
+
+
+def show(value: Any, key: str = "") -> str:
+    """One value as text: shares as %, numbers rounded, lists joined."""
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return str(value)
+        if key in SHARES and 0 <= value <= 1:
+            return f"{value:.1%}"
+        return f"{value:.4g}"
+    if isinstance(value, list | tuple):
+        if key == "methods":
+            value = [
+                METHOD_LABELS.get(m, m) if isinstance(m, str) else m for m in value
+            ]
+        return ", ".join(show(v) for v in value)
+    text = OOD_METHODS.get(value, value) if key == "method" else value
+    text = str(text)
+    return literal(text if len(text) <= MAX_TEXT else text[:MAX_TEXT] + "…")
+
+
+def flatten(entry: Any, path: tuple[str, ...] = ()) -> list[tuple[str, str]]:
+    """Rows ("section → key", value) of a nested card entry: dicts are walked,
+    lists of scalars joined, lists of objects numbered."""
+    rows: list[tuple[str, str]] = []
+    key = path[-1] if path else ""
+    if isinstance(entry, Mapping):
+        for k, v in entry.items():
+            rows += flatten(v, (*path, str(k)))
+    elif isinstance(entry, list | tuple) and any(
+        isinstance(v, Mapping | list | tuple) for v in entry
+    ):
+        for i, v in enumerate(entry, start=1):
+            rows += flatten(v, (*path, f"#{i}"))
+    else:
+        name = " → ".join(label(p) for p in path) or "value"
+        rows.append((name, show(entry, key)))
+    return rows[: MAX_ROWS + 1]
+
+
+def table(rows: list[tuple[str, str]], what: str = "Item") -> None:
+    """A two-column table that wraps long text (st.table, not a JSON tree)."""
+    if len(rows) > MAX_ROWS:
+        st.caption(f"Only the first {MAX_ROWS} entries are shown.")
+    st.table(
+        pd.DataFrame(rows[:MAX_ROWS], columns=[what, "Value"]),
+        hide_index=True,
+    )
+
+
+def history_table(history: Any) -> None:
+    """The last epochs of training as a table, one row per epoch."""
+    if not isinstance(history, list) or not all(
+        isinstance(h, Mapping) for h in history
+    ):
+        return
+    rows = [
+        {label(k)[:1].upper() + label(k)[1:]: show(v, k) for k, v in h.items()}
+        for h in history[-10:]
+    ]
+    if rows:
+        st.markdown("**Last epochs**")
+        st.table(pd.DataFrame(rows), hide_index=True)
 
 
 @st.cache_data(show_spinner="Measuring the Lipschitz upper bound…", max_entries=32)
@@ -90,19 +267,47 @@ if metrics:
         st.plotly_chart(views.certified_curve_figure(cert, kind), width="stretch")
 if card.get("attacks"):
     st.subheader("Attacks")
-    st.json(card["attacks"], expanded=False)
+    st.caption(
+        "The smallest perturbations the attacks found on test images, against "
+        "the certified radius: a ratio of 1 means the certificate is tight."
+        if choice.certified
+        else "The smallest perturbations the attacks found on test images."
+    )
+    table(flatten(card["attacks"]), "Measurement")
 st.subheader("Training")
 training = card.get("training", {})
-if training:
-    st.write(
-        f"Training time: {training.get('train_time_s', '?')} s "
-        f"on {training.get('machine', '?')}"
-    )
-    st.json(training.get("config", {}), expanded=False)
+if isinstance(training, Mapping) and training:
+    rows = []
+    if "train_time_s" in training:
+        rows.append((label("train_time_s"), f"{show(training['train_time_s'])} s"))
+    if "machine" in training:
+        rows.append((label("machine"), show(training["machine"])))
+    config = training.get("config", {})
+    if isinstance(config, Mapping):
+        # The summary is shown at the top of the page already.
+        config = {
+            k: v
+            for k, v in config.items()
+            if not (k == "summary" and v == card.get("summary"))
+        }
+    rows += flatten(config)
+    table(rows, "Setting")
+    history_table(training.get("history"))
 if card.get("reproduce"):
     st.code(card["reproduce"], language="bash")
 st.subheader("Data")
-st.json(card.get("data", {}), expanded=False)
+data = card.get("data", {})
+if data:
+    table(flatten(data))
+else:
+    st.caption("The card says nothing about the data.")
+if isinstance(card.get("ood"), Mapping):
+    st.subheader("Out-of-distribution hint")
+    st.caption(
+        "The explorer flags an input whose score is above the threshold as "
+        "unlike the training data (`lipnet.ood`); the certificate still holds."
+    )
+    table(flatten(ood.summary(card["ood"])), "Calibration")
 
 st.subheader("Downloads")
 plain, folder = downloads(choice.key)

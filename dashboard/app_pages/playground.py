@@ -22,10 +22,12 @@ st.markdown(
 controls, view = st.columns([1, 3])
 with controls:
     dataset = st.selectbox("Dataset", toy.DATASETS, key="toy_dataset")
-    n = st.slider("Points", 200, 2000, 600, step=100, key="toy_n")
-    alpha = st.slider("hKR alpha (hinge weight)", 0.0, 1.0, 0.9, 0.01, key="toy_alpha")
-    margin = st.slider("hKR margin", 0.01, 0.5, 0.1, 0.01, key="toy_margin")
-    steps = st.slider("Training steps", 100, 1000, 300, step=50, key="toy_steps")
+    n = st.slider("Points", 200, 2000, toy.N_POINTS, step=100, key="toy_n")
+    alpha = st.slider(
+        "hKR alpha (hinge weight)", 0.0, 1.0, toy.ALPHA, 0.01, key="toy_alpha"
+    )
+    margin = st.slider("hKR margin", 0.01, 0.5, toy.MARGIN, 0.01, key="toy_margin")
+    steps = st.slider("Training steps", 100, 1000, toy.STEPS, step=50, key="toy_steps")
     px = st.number_input("Your point: x", -1.6, 1.6, 0.3, 0.05, key="toy_px")
     py = st.number_input("Your point: y", -1.6, 1.6, 0.2, 0.05, key="toy_py")
 

@@ -5,12 +5,28 @@ from __future__ import annotations
 import os
 import time
 
+import pandas as pd
 import streamlit as st
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
-from dashboard import state, views
+from dashboard import slices, state, views
 from dashboard.work_queue import HEAVY
-from lipnet.report import figures, iter_report, least_robust, summarize, to_csv
+from lipnet.report import (
+    ALL_IMAGES,
+    REPORT_EPS,
+    arrays_zip,
+    eta_seconds,
+    figures,
+    format_eta,
+    iter_report,
+    least_robust,
+    slice_figure,
+    slice_table,
+    slices_csv,
+    summarize,
+    telling_eps,
+    to_csv,
+)
 
 st.title("Robustness report")
 st.markdown(
@@ -22,7 +38,36 @@ st.markdown(
 )
 choice = state.current()
 default_n = 200 if choice.spec["input_shape"][0] == 1 else 40
-n = st.slider("Test images", 10, 1000, default_n, step=10, key="report_n")
+# The slider goes as far as the data folder's test set for this task: faces
+# alternate positives and negatives, so they end with the rarer class (78
+# moustaches in the shared data's test split: 156 images).
+have = slices.available(choice.key)
+most = 1000 if have is None else max(1, min(1000, have))
+if st.session_state.get("report_n", 0) > most:
+    del st.session_state["report_n"]  # another model's choice: back to the default
+if most > 10:
+    n = st.slider(
+        "Test images",
+        10,
+        most,
+        min(default_n, most),
+        step=10 if most == 1000 else 1,
+        key="report_n",
+    )
+else:
+    n = most
+if have is not None and have < 1000:
+    st.caption(
+        f"This data folder holds {have} test images for this task: "
+        + (
+            "a face report alternates faces with and without the attribute the "
+            "model predicts, so it ends when the rarer kind runs out. "
+            if choice.spec["input_shape"][0] == 3
+            else ""
+        )
+        + "For more, add images to the data folder the server reads "
+        "(`LIPNET_DATA`, e.g. more CelebA faces in `celeba/img_celeba_128/`)."
+    )
 batch = st.select_slider(
     "Largest batch",
     [5, 10, 25],
@@ -49,6 +94,8 @@ if isinstance(images, str):
     st.stop()
 x, y = images
 rows = report["rows"]
+if len(x) < report["key"][1]:
+    st.warning(f"Only {len(x)} test images are available for this model's task.")
 
 
 def show_summary(rows: list) -> None:
@@ -98,13 +145,28 @@ if report["running"]:
     ctx = get_script_run_ctx()
     owner = ctx.session_id if ctx is not None else "report"
     size, start, last_draw = 1, len(rows), 0.0
+    # The time left comes from this report's pace so far: its batches, rests
+    # and waits in line (a rerun in between continues the same report).
+    began, first = report.setdefault("began", (time.monotonic(), len(rows)))
+    bar.progress(
+        len(rows) / len(x),
+        text=f"{len(rows)} of {len(x)} images · {format_eta(None)}",
+    )
     while start < len(x):
         end = min(start + size, len(x))
         x_b, y_b = x[start:end], y[start:end]
         with HEAVY.slot(owner, on_wait=show_place, poll_s=0.25):
             waiting.empty()
             cpu = time.thread_time()
-            batch = next(iter_report(choice.model, x_b, y_b, batch_size=end - start))
+            batch = next(
+                iter_report(
+                    choice.model,
+                    x_b,
+                    y_b,
+                    batch_size=end - start,
+                    keep_counterfactuals=True,
+                )
+            )
             cpu = time.thread_time() - cpu
         for r in batch:
             r.index += start
@@ -112,7 +174,14 @@ if report["running"]:
         start = end
         per_image = max(cpu, 1e-3) / len(batch)
         size = max(1, min(report["key"][2], int(BATCH_CPU_S / per_image)))
-        bar.progress(len(rows) / len(x), text=f"{len(rows)} of {len(x)} images")
+        elapsed = time.monotonic() - began
+        left = (
+            f"done in {elapsed:.0f} s"
+            if start >= len(x)
+            else format_eta(eta_seconds(len(rows) - first, len(x) - first, elapsed))
+        )
+        text = f"{len(rows)} of {len(x)} images · {left}"
+        bar.progress(len(rows) / len(x), text=text)
         if start >= len(x) or time.monotonic() - last_draw >= REDRAW_S:
             with partial.container():
                 show_summary(rows)
@@ -145,9 +214,94 @@ for col, row in zip(cols, weakest, strict=False):
         st.session_state.gallery_size = max(row.index + 1, 48)
         st.session_state.gallery_index = row.index
         st.switch_page("app_pages/explorer.py")
-st.download_button(
+csv_col, zip_col = st.columns(2)
+csv_col.download_button(
     "Download per-image results (CSV)",
     to_csv(rows),
     file_name=f"{choice.name}-report.csv",
     mime="text/csv",
+)
+zip_col.download_button(
+    "Download per-image arrays (zip of .npy)",
+    lambda: arrays_zip(rows, x),  # built on click, not at every rerun
+    file_name=f"{choice.name}-report-arrays.zip",
+    mime="application/zip",
+    on_click="ignore",
+    help="results.csv and, per image, rows/NNNNNN_delta.npy (counterfactual − "
+    "input) and rows/NNNNNN_counterfactual.npy: the smallest flip found "
+    "(transport or FMN), float32 of the input's shape. A misclassified image "
+    "is its own counterfactual (δ = 0); an image with no flip found has no files.",
+)
+
+st.subheader("Slices")
+st.markdown(
+    "The same accuracies on parts of the test images, each over its own images: "
+    "**per class** (by true label)"
+    + (
+        ", and **per face attribute** from CelebA's attribute file: the faces "
+        "with it (value 1, e.g. *Male*) and the faces without it (*not Male*), "
+        "so each group's reference is next to it"
+        if choice.spec["input_shape"][0] == 3
+        else ""
+    )
+    + ". A slice of few images (see n) is a rough estimate: one image more or "
+    "less moves its accuracy by 1/n."
+)
+groups = slices.membership(choice.key, y, list(choice.spec["classes"]))
+table = slice_table(rows, groups, REPORT_EPS)
+labels = {f"{e:g}": e for e in REPORT_EPS}
+pick, note = st.columns([1, 3], vertical_alignment="bottom")
+eps = labels[
+    pick.selectbox(
+        "ε for the chart",
+        list(labels),
+        index=REPORT_EPS.index(telling_eps(table, REPORT_EPS)),
+        key="report_slice_eps",
+        help="By default the ε where the accuracy of all images is about half "
+        "the clean accuracy: there the slices differ most.",
+    )
+]
+certified_cols = any(k.startswith("certified_at_") for k in table[0])
+note.caption(
+    ("**certified**: correct and certified radius > ε. " if certified_cols else "")
+    + "**PGD**: correct and PGD (L2, 20 steps) found no flip within ε. The first "
+    f"row, {ALL_IMAGES}, is the whole report. The table starts with the chosen "
+    "ε, then every ε of the report (scroll sideways); the CSV holds the same table."
+)
+st.plotly_chart(slice_figure(table, eps), width="stretch")
+frame = pd.DataFrame(table)
+shares = [c for c in frame.columns if c not in ("slice", "n")]
+frame[shares] = frame[shares].astype(float) * 100  # None (empty slice) → NaN
+frame = frame.rename(
+    columns=lambda c: (
+        c.replace("certified_at_", "certified ε=")
+        .replace("empirical_at_", "PGD ε=")
+        .replace("clean_accuracy", "clean")
+    )
+)
+# The chosen ε's columns come first: the full grid does not fit a laptop's width.
+key = f"{eps:g}"
+chosen = [c for c in (f"certified ε={key}", f"PGD ε={key}") if c in frame.columns]
+first = ["slice", "n", "clean", *chosen]
+st.dataframe(
+    frame,
+    hide_index=True,
+    width="stretch",
+    column_order=first + [c for c in frame.columns if c not in first],
+    height=35 * (len(frame) + 1) + 3,  # every slice, no inner scrolling
+    column_config={
+        "slice": st.column_config.TextColumn("slice", pinned=True),
+        **{
+            c: st.column_config.NumberColumn(c, format="%.1f%%")
+            for c in frame.columns
+            if c not in ("slice", "n")
+        },
+    },
+)
+st.download_button(
+    "Download the slices (CSV)",
+    slices_csv(table),
+    file_name=f"{choice.name}-slices.csv",
+    mime="text/csv",
+    on_click="ignore",
 )

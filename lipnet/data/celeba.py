@@ -305,6 +305,26 @@ def _celeba_index(
     return folder, [names[i] for i in order], labels
 
 
+def _example_names(
+    root: PathLike | None,
+    attribute: str,
+    seed: int,
+    split: str,
+    n: int | None,
+    fractions: Sequence[float],
+    image_folder: str,
+) -> tuple[Path, list[str], list[int]]:
+    """(image folder, names, 0/1 labels) of the first ``n`` images of one split,
+    positives and negatives alternating (all of them when ``n`` is None)."""
+    folder, ids, labels = _celeba_index(root, attribute, image_folder)
+    position = {name: k for k, name in enumerate(ids)}
+    chosen = celeba_split(ids, labels, seed=seed, fractions=fractions)[split]
+    pos = [i for i in chosen if labels[position[i]] == 1]
+    neg = [i for i in chosen if labels[position[i]] == 0]
+    mixed = [i for pair in zip(pos, neg, strict=False) for i in pair][:n]
+    return folder, mixed, [int(labels[position[i]]) for i in mixed]
+
+
 def celeba_examples(
     root: PathLike | None = None,
     attribute: str = "Mustache",
@@ -320,16 +340,62 @@ def celeba_examples(
 
     Same split and preprocessing as :func:`load_celeba`, for a gallery that
     must not decode 15,000 images. Positives and negatives alternate so a
-    short gallery shows both classes.
+    short gallery shows both classes; the list therefore stops when the rarer
+    class runs out (:func:`celeba_example_count` says where).
     """
     _check_size(image_size)
-    folder, ids, labels = _celeba_index(root, attribute, image_folder)
-    position = {name: k for k, name in enumerate(ids)}
-    chosen = celeba_split(ids, labels, seed=seed, fractions=fractions)[split]
-    pos = [i for i in chosen if labels[position[i]] == 1]
-    neg = [i for i in chosen if labels[position[i]] == 0]
-    mixed = [i for pair in zip(pos, neg, strict=False) for i in pair][:n]
+    folder, mixed, labels = _example_names(
+        root, attribute, seed, split, n, fractions, image_folder
+    )
     pixels = np.stack([_decode_square(folder / name, image_size) for name in mixed])
     x = torch.from_numpy(pixels).permute(0, 3, 1, 2).float().div_(255.0)
-    y = torch.tensor([int(labels[position[i]]) for i in mixed])
+    y = torch.tensor(labels)
     return x.contiguous(), y, mixed
+
+
+def celeba_example_attributes(
+    root: PathLike | None = None,
+    attribute: str = "Mustache",
+    seed: int = 0,
+    split: str = "test",
+    n: int = 64,
+    *,
+    fractions: Sequence[float] = (0.7, 0.15, 0.15),
+    image_folder: str = "img_celeba_128",
+) -> tuple[list[str], list[str], np.ndarray]:
+    """The attribute rows of exactly the images :func:`celeba_examples` returns
+    for the same arguments: (image names, the 40 attribute names, an int8
+    (n, 40) matrix of 1 / -1). Decodes no image."""
+    _, mixed, _ = _example_names(
+        root, attribute, seed, split, n, fractions, image_folder
+    )
+    root = Path(root) if root is not None else data_dir() / "celeba"
+    attr_path = root / "list_attr_celeba.txt"
+    st = attr_path.stat()
+    names, attrs, matrix = _read_attributes_cached(
+        str(attr_path.resolve()), st.st_size, st.st_mtime_ns
+    )
+    row = {name: k for k, name in enumerate(names)}
+    rows = np.array([row[name] for name in mixed], dtype=np.int64)
+    return mixed, list(attrs), matrix[rows].copy()
+
+
+def celeba_example_count(
+    root: PathLike | None = None,
+    attribute: str = "Mustache",
+    seed: int = 0,
+    split: str = "test",
+    *,
+    fractions: Sequence[float] = (0.7, 0.15, 0.15),
+    image_folder: str = "img_celeba_128",
+) -> dict[str, int]:
+    """How many images :func:`celeba_examples` can return at most (``examples``:
+    twice the rarer class of the split, since positives and negatives
+    alternate), with the split's ``positives`` and ``negatives``. Decodes no
+    image."""
+    _, ids, labels = _celeba_index(root, attribute, image_folder)
+    position = {name: k for k, name in enumerate(ids)}
+    chosen = celeba_split(ids, labels, seed=seed, fractions=fractions)[split]
+    pos = sum(int(labels[position[i]]) for i in chosen)
+    neg = len(chosen) - pos
+    return {"examples": 2 * min(pos, neg), "positives": pos, "negatives": neg}
