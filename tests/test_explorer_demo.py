@@ -18,6 +18,7 @@ from test_dashboard import (
     texts,
 )
 
+import lipnet
 from lipnet import zoo
 
 MODELS = zoo.list_models()
@@ -130,3 +131,43 @@ def test_morph_and_amplify_redraw_the_views():
     shown = image_captions(at)
     assert "Morph: 50% of the way" in shown
     assert any(c.endswith("×4") for c in shown)
+
+
+def test_the_plain_export_uploaded_back_is_still_certified(tmp_path):
+    """The model card's export: same certificate, and an honest gallery message."""
+    from lipnet.export import export_folder
+
+    folder = export_folder(lipnet.load(MODELS["mnist08-hkr"]), tmp_path / "plain")
+    files = [
+        ("spec.json", (folder / "spec.json").read_bytes(), "application/json"),
+        (
+            "weights.safetensors",
+            (folder / "weights.safetensors").read_bytes(),
+            "application/octet-stream",
+        ),
+    ]
+    at = fresh()
+    shipped = metrics(at)
+    check(at.file_uploader(key="model_upload").set_value(files).run())
+    assert not at.sidebar.error
+    assert at.sidebar.selectbox(key="model_key").value.startswith("upload:")
+    # Same test set (a shipped model with this shape and classes), same numbers.
+    assert metrics(at) == shipped
+    assert texts(at.success)[0].startswith("No change of L2 size below r = ")
+    assert not [w for w in texts(at.warning) if "LIPNET_DATA" in w]
+
+
+def test_every_warning_of_the_gallery_is_a_sentence(monkeypatch, tmp_path):
+    import streamlit as st
+
+    monkeypatch.setenv("LIPNET_DATA", str(tmp_path / "nowhere"))
+    st.cache_resource.clear()
+    st.cache_data.clear()
+    try:
+        at = fresh({"model": "mnist10-hkr"})
+        (warning,) = [w for w in texts(at.warning) if w.startswith("No test images")]
+        assert warning.endswith("Meanwhile, here is the built-in example.")
+        assert "Set LIPNET_DATA to a data folder that has them." in warning
+    finally:
+        st.cache_resource.clear()
+        st.cache_data.clear()
