@@ -171,3 +171,11 @@ def test_every_warning_of_the_gallery_is_a_sentence(monkeypatch, tmp_path):
     finally:
         st.cache_resource.clear()
         st.cache_data.clear()
+
+
+def test_the_shipped_config_hides_developer_tools_and_tracebacks():
+    import tomllib
+
+    config = tomllib.loads((APP.parents[1] / ".streamlit" / "config.toml").read_text())
+    assert config["client"]["toolbarMode"] == "viewer"  # no Deploy, no dev menu
+    assert config["client"]["showErrorDetails"] == "none"
