@@ -179,3 +179,17 @@ def test_the_shipped_config_hides_developer_tools_and_tracebacks():
     config = tomllib.loads((APP.parents[1] / ".streamlit" / "config.toml").read_text())
     assert config["client"]["toolbarMode"] == "viewer"  # no Deploy, no dev menu
     assert config["client"]["showErrorDetails"] == "none"
+
+
+def test_a_failing_page_shows_the_apps_message_not_a_traceback(monkeypatch):
+    from lipnet import ood
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("/secret/server/path exploded")
+
+    monkeypatch.setattr(ood, "check", broken)
+    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT).run()
+    assert not at.exception  # caught by app.py
+    (box,) = [e.value for e in at.error if "Something went wrong" in e.value]
+    assert "/secret" not in box and "server's log" in box
+    assert at.sidebar.selectbox(key="model_key").value == "mnist08-hkr"  # still there
