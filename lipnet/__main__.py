@@ -8,10 +8,14 @@ import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 
 def _train(args: argparse.Namespace) -> int:
+    from . import distributed as dist
     from .train import train
+
+    device = dist.init_from_env(args.device)
 
     config = json.loads(Path(args.config).read_text())
     if args.epochs is not None:
@@ -20,8 +24,19 @@ def _train(args: argparse.Namespace) -> int:
     command = "python -m lipnet train " + " ".join(
         shlex.quote(a) for a in [args.config, "--out", str(out)]
     )
-    _, card = train(config, out, args.data, progress=not args.quiet, command=command)
-    print(json.dumps({"out": str(out), "test": card["metrics"]["test"]}, indent=2))
+    try:
+        _, card = train(
+            config,
+            out,
+            args.data,
+            progress=not args.quiet,
+            command=command,
+            device=None if device.type == "cpu" else device,
+        )
+    finally:
+        dist.cleanup()
+    if dist.is_main() and card:
+        print(json.dumps({"out": str(out), "test": card["metrics"]["test"]}, indent=2))
     return 0
 
 
@@ -50,16 +65,36 @@ def _card(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
+    from . import distributed as dist
+
+    device = dist.init_from_env(args.device)
+    try:
+        return _report_on(args, device)
+    finally:
+        dist.cleanup()
+
+
+def _report_on(args: argparse.Namespace, device: Any) -> int:
+    """The report on this rank's share of the test images; rank 0 writes it.
+
+    The images go in batches of --batch-size, each rank takes a contiguous
+    run of batches, and each batch seeds the RNG (PGD's random starts) from
+    --seed and its first index, so any number of processes gives the rows
+    one process gives.
+    """
+    import torch
     from tqdm import tqdm
 
+    from . import distributed as dist
     from .io import load
     from .report import iter_report, slice_membership, write_report, write_row_arrays
     from .zoo import test_attributes, test_images
 
     model = load(args.model)
+    model.to(device)
     x, y = test_images(model.spec, args.n, args.data)
     config = model.spec["card"]["training"]["config"]
-    if len(x) < args.n:
+    if len(x) < args.n and dist.is_main():
         why = (
             " (faces alternate with and without the attribute, so they end "
             "with the rarer kind)"
@@ -77,13 +112,29 @@ def _report(args: argparse.Namespace) -> int:
         test_attributes(model.spec, args.n, args.data),
         skip=[config.get("attribute", "")],
     )
+    size = args.batch_size
+    mine = dist.shard(-(-len(x) // size), dist.rank(), dist.world())
+    share = min(len(x), mine.stop * size) - min(len(x), mine.start * size)
     rows = []
-    with tqdm(total=len(x), desc="report", disable=args.quiet) as bar:
-        for batch in iter_report(
-            model, x, y, batch_size=args.batch_size, keep_counterfactuals=args.arrays
-        ):
-            rows += batch
-            bar.update(len(batch))
+    quiet = args.quiet or not dist.is_main()
+    with tqdm(total=share, desc="report", disable=quiet) as bar:
+        for b in mine:
+            start = b * size
+            torch.manual_seed(args.seed + start)
+            for batch in iter_report(
+                model,
+                x[start : start + size].to(device),
+                y[start : start + size].to(device),
+                batch_size=size,
+                keep_counterfactuals=args.arrays,
+            ):
+                for row in batch:
+                    row.index += start
+                rows += batch
+                bar.update(len(batch))
+    rows = dist.gather_rows(rows)
+    if not dist.is_main():
+        return 0
     summary = write_report(rows, args.out, membership=membership)
     if args.arrays:
         write_row_arrays(rows, x, args.out)
@@ -133,6 +184,14 @@ def _bounds(args: argparse.Namespace) -> int:
     return 0
 
 
+_DEVICE = {
+    "choices": ("cpu", "cuda", "auto"),
+    "default": "auto",
+    "help": "where to compute (auto: a GPU if there is one); under torchrun "
+    "each process takes its own GPU (LOCAL_RANK) or the CPU",
+}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse the command line and run the chosen command."""
     parser = argparse.ArgumentParser(prog="python -m lipnet", description=__doc__)
@@ -143,6 +202,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     t.add_argument("--data", help="data directory (default: $LIPNET_DATA)")
     t.add_argument("--epochs", type=int, help="override the config's epochs")
     t.add_argument("--quiet", action="store_true", help="no progress bars")
+    t.add_argument("--device", **_DEVICE)
     t.set_defaults(run=_train)
     e = sub.add_parser("eval", help="recompute a model card's metrics from the data")
     e.add_argument("model", help="model folder")
@@ -162,11 +222,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="robustness report on test images: CSV, slices.csv, figures",
     )
     r.add_argument("model", help="model folder")
-    r.add_argument("--n", type=int, default=1000, help="number of test images")
+    r.add_argument(
+        "--n",
+        "--images",
+        dest="n",
+        type=int,
+        default=1000,
+        help="number of test images (under torchrun write --images: torchrun "
+        "itself takes --n for one of its own options)",
+    )
     r.add_argument("--out", type=Path, required=True, help="output folder")
     r.add_argument("--data", help="data directory (default: $LIPNET_DATA)")
     r.add_argument("--batch-size", type=int, default=100)
     r.add_argument("--quiet", action="store_true", help="no progress bar")
+    r.add_argument("--device", **_DEVICE)
+    r.add_argument(
+        "--seed", type=int, default=0, help="seed of the attacks' random starts"
+    )
     r.add_argument(
         "--arrays",
         action="store_true",

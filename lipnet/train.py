@@ -13,7 +13,7 @@ import math
 import platform
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,7 @@ from torch import Tensor, nn
 from tqdm import tqdm
 
 from . import data as D
+from . import distributed as dist
 from .attacks.measure import attack_report
 from .certify import (
     UNSOUND_TOLERANCE,
@@ -199,7 +200,7 @@ def _shift(x: Tensor, max_shift: int, gen: torch.Generator) -> Tensor:
 def _flip(x: Tensor, gen: torch.Generator) -> Tensor:
     """Mirror a random half of the batch left-right (faces are near symmetric)."""
     mask = torch.rand(x.shape[0], generator=gen) < 0.5
-    return torch.where(mask.view(-1, 1, 1, 1), x.flip(-1), x)
+    return torch.where(mask.view(-1, 1, 1, 1).to(x.device), x.flip(-1), x)
 
 
 def _batches(
@@ -269,7 +270,14 @@ def fit(
     config: Mapping[str, Any],
     progress: bool = True,
 ) -> list[dict[str, float]]:
-    """Train `model` in place; returns the per-epoch validation history."""
+    """Train `model` in place; returns the per-epoch validation history.
+
+    Under torchrun (see `lipnet.distributed`) every rank draws the same batches
+    and augmentations from the same seed and trains on its strided share of
+    each batch (rank r takes images r, r + world, …), wrapped in
+    DistributedDataParallel, so one step still sees `batch_size` images and
+    class-balanced draws stay balanced. Only rank 0 shows progress.
+    """
     opt_cfg = dict(config.get("optimizer", {}))
     epochs = int(opt_cfg.get("epochs", 10))
     batch_size = int(opt_cfg.get("batch_size", 128))
@@ -285,6 +293,15 @@ def fit(
     gen = torch.Generator().manual_seed(seed)
     steps_per_epoch = math.ceil(len(data.y_train) / batch_size)
     total = max(epochs * steps_per_epoch, 1)
+    world, rank = dist.world(), dist.rank()
+    net: nn.Module = model
+    if world > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        # broadcast_buffers (the default) sends rank 0's power-iteration
+        # vectors `u` to every rank before each forward.
+        net = DistributedDataParallel(model, broadcast_buffers=True)
+        progress = progress and rank == 0
 
     def lr_at(step: int) -> float:  # cosine decay from lr to lr_end
         return lr_end + 0.5 * (lr - lr_end) * (1 + math.cos(math.pi * step / total))
@@ -292,7 +309,7 @@ def fit(
     history = []
     step = 0
     for epoch in range(1, epochs + 1):
-        model.train()
+        net.train()
         running = 0.0
         batches = _batches(data.y_train, batch_size, data.balanced, gen)
         bar = tqdm(
@@ -304,7 +321,13 @@ def fit(
             xb = _shift(data.x_train[idx], shift, gen)
             if flip:
                 xb = _flip(xb, gen)
-            loss = loss_fn(model(xb), data.y_train[idx])
+            yb = data.y_train[idx]
+            if world > 1:
+                xb, yb = xb[rank::world], yb[rank::world]
+            if len(yb):
+                loss = loss_fn(net(xb), yb)
+            else:  # a last batch smaller than the world: take part, add nothing
+                loss = net(data.x_train[idx][:1]).sum() * 0.0
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -312,6 +335,8 @@ def fit(
             running += value
             step += 1
             bar.set_postfix(loss=f"{value:.4f}")
+        if world > 1:
+            running = dist.all_mean(running)
         # Without a validation split (val_fraction 0), report on the training set.
         split = "val" if len(data.y_val) else "train"
         xv, yv = (
@@ -333,6 +358,8 @@ def fit(
                     for k, v in line.items()
                 )
             )
+    if world > 1:
+        dist.broadcast_state(model)
     model.eval()
     return history
 
@@ -376,19 +403,34 @@ def train(
     data_root: str | Path | None = None,
     progress: bool = True,
     command: str | None = None,
+    device: str | torch.device | None = None,
 ) -> tuple[LipSequential, dict[str, Any]]:
     """Train a model from `config`, measure it, and write its folder to `out`.
 
     Returns the model (eval mode) and its card. Deterministic for a seed on
-    a given machine and thread count.
+    a given machine and thread count. With `device` (e.g. "cuda") the
+    training steps run there; the measurements run on the CPU as without it.
+
+    Under torchrun (`lipnet.distributed.init_from_env` called first) all ranks
+    train together; rank 0 alone measures the model and writes `out`, and the
+    other ranks return the trained model with an empty card.
     """
     seed = int(config.get("seed", 0))
     torch.manual_seed(seed)
     data = load_task(config, data_root)
     model = build_model(config["arch"], data.input_shape, data.classes)
+    if device is not None:
+        model.to(device)
+        data = _on(data, device)
     start = time.perf_counter()
     history = fit(model, data, config, progress)
     train_time = time.perf_counter() - start
+    if device is not None:
+        model.cpu()
+        data = _on(data, "cpu")
+        dist.drop_caches(model)  # no eval cache of the old device stays
+    if not dist.is_main():
+        return model, {}
     test = evaluate(model, data.x_test, data.y_test, EPS_GRID, data.balanced)
     n_sub = min(SUBSET, len(data.y_test))
     subset = evaluate(
@@ -404,6 +446,7 @@ def train(
             "machine": f"{platform.machine()}, {torch.get_num_threads()} threads, "
             f"torch {torch.__version__}",
             "history": history[-5:],
+            **({"processes": dist.world()} if dist.world() > 1 else {}),
         },
         "metrics": {"test": test, "test_subset": subset},
         "reproduce": command or "",
@@ -418,6 +461,15 @@ def train(
     if out is not None:
         save(model, out, card=card, name=config.get("name"))
     return model, card
+
+
+def _on(data: TaskData, device: str | torch.device) -> TaskData:
+    """The same task data with its tensors on `device`."""
+    moved = {
+        k: getattr(data, k).to(device)
+        for k in ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test")
+    }
+    return replace(data, **moved)
 
 
 def _ids_digest(ids: Sequence[str]) -> str:

@@ -225,9 +225,7 @@ def check(u: User, expected: dict[str, Expected]) -> None:
         "combobox", name="Model"
     )
     label = u.model if exp.radii[i] is None else f"{u.model} · certified"
-    assert box.input_value() == label, (
-        f"{who}: model box says {box.input_value()!r}"
-    )
+    assert box.input_value() == label, f"{who}: model box says {box.input_value()!r}"
 
     metric = page.locator('[data-testid="stMetric"]').filter(
         has_text="Certified radius r"
