@@ -1,6 +1,11 @@
-"""Shared test helpers: a measured operator norm and short random training."""
+"""Shared test helpers: a measured operator norm, short random training, the CLI."""
 
 from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -105,3 +110,22 @@ def toy_binary_model(seed: int = 0, steps: int = 300):
         opt.step()
     model.eval()
     return model, x, y
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_report(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    """`python -m lipnet report assets/models/mnist08-hkr ARGS --quiet` at the root.
+
+    One thread per process: the CLI shares a busy 2-core machine with the tests.
+    """
+    command = [sys.executable, "-m", "lipnet", "report", "assets/models/mnist08-hkr"]
+    return subprocess.run(
+        [*command, *args, "--quiet"],
+        cwd=ROOT,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )

@@ -11,7 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
+from test_train import TINY as TRAIN_TINY
 
 import lipnet
 from lipnet.distributed import gather_rows, is_main, shard, world
@@ -19,21 +19,14 @@ from lipnet.train import train
 
 ROOT = Path(__file__).resolve().parents[1]
 TORCHRUN = Path(sys.executable).with_name("torchrun")
-TINY = {
-    "name": "tiny",
-    "task": "mnist08",
-    "seed": 3,
-    "val_fraction": 0.2,
-    "arch": {"kind": "dense", "widths": [32, 16], "activation": "groupsort2"},
-    "loss": {"kind": "hkr", "alpha": 0.99, "min_margin": 1.0},
-    "optimizer": {"lr": 0.003, "batch_size": 128, "epochs": 2},
+TINY = {  # test_train's tiny config, two epochs, fewer images attacked
+    **TRAIN_TINY,
+    "optimizer": {**TRAIN_TINY["optimizer"], "epochs": 2},
     "attack_n": 50,
 }
 TOLERANCE = 0.02
 """Allowed difference of the 2-process metrics from one process's: both see the
 same batches and augmentations; only the float sums of the split batches differ."""
-
-pytestmark = pytest.mark.skipif(not TORCHRUN.exists(), reason="no torchrun")
 
 
 def _free_port() -> int:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import csv
 import io
 import json
-import subprocess
-import sys
 from pathlib import Path
+
+from helpers import run_report
 
 from lipnet.report import figures, iter_report, least_robust, summarize, to_csv
 
@@ -54,24 +54,7 @@ def test_report_on_an_unconstrained_model(load_model, mnist08_test):
 
 def test_cli_report(tmp_path):
     out = tmp_path / "report"
-    run = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "lipnet",
-            "report",
-            "assets/models/mnist08-hkr",
-            "--n",
-            "30",
-            "--out",
-            str(out),
-            "--quiet",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    run = run_report("--n", "30", "--out", str(out))
     assert run.returncode == 0, run.stderr
     for name in (
         "results.csv",

@@ -10,15 +10,13 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-import subprocess
-import sys
 import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from helpers import run_report
 from streamlit.testing.v1 import AppTest
 
 from lipnet import zoo
@@ -249,26 +247,8 @@ def test_report_page_shows_slices_and_downloads(monkeypatch):
 
 def test_cli_writes_slices_and_arrays(tmp_path):
     out = tmp_path / "report"
-    run = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "lipnet",
-            "report",
-            "assets/models/mnist08-hkr",
-            "--n",
-            "7",  # the first 8 of the 0-vs-8 test set is image 6
-            "--out",
-            str(out),
-            "--quiet",
-            "--arrays",
-        ],
-        cwd=ROOT,
-        env={**os.environ, "OMP_NUM_THREADS": "1"},  # a busy 2-core machine
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    # the first 8 of the 0-vs-8 test set is image 6
+    run = run_report("--n", "7", "--out", str(out), "--arrays", timeout=300)
     assert run.returncode == 0, run.stderr
     table = list(csv.DictReader((out / "slices.csv").open()))
     assert [t["slice"] for t in table] == [ALL_IMAGES, "class 0", "class 8"]
