@@ -10,11 +10,8 @@ from functools import partial
 
 import numpy as np
 import streamlit as st
-import torch
 
 from dashboard import results, state, views
-from lipnet import ood
-from lipnet.attacks.measure import nearest_of_class
 from lipnet.explain import ATTRIBUTION_LABELS
 
 DIFF_LEGEND = (
@@ -94,9 +91,9 @@ def certificate_verdict(v: dict, certified: bool) -> None:
         )
 
 
-def familiarity(model: torch.nn.Module, x: torch.Tensor) -> None:
+def familiarity(key: str, x_np: np.ndarray) -> None:
     """The out-of-distribution hint: is this input like the training data?"""
-    result = ood.check(model, x)
+    result = results.ood_hint(key, x_np)
     if result is None:
         st.caption("This model carries no out-of-distribution calibration.")
         return
@@ -135,15 +132,12 @@ def show_path(v: dict) -> None:
 
 def show_nearest_real(choice: state.Choice, v: dict) -> None:
     """The nearest real test image of the counterfactual's class, for comparison."""
-    images = state.gallery(choice.key, 500)
-    if isinstance(images, str):
-        return
-    pool, labels = images
     r = v["result"]
-    found = nearest_of_class(r.x[0], pool, labels, v["after_index"])
+    found = results.nearest_real(choice.key, r.x.numpy(), v["after_index"])
     if found is None:
         return
     i, distance = found
+    pool, _ = state.gallery(choice.key, results.NEAREST_POOL)
     to_cf = float((pool[i] - r.x_adv[0]).norm())
     st.subheader("Nearest real counterfactual")
     left, right = st.columns([1, 3])

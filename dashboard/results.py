@@ -14,10 +14,15 @@ from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from dashboard import state, svg_charts, views
 from dashboard.work_queue import HEAVY
+from lipnet import ood
 from lipnet.attacks import AttackResult, counterfactual
 from lipnet.attacks.common import predictions
+from lipnet.attacks.measure import nearest_of_class
 from lipnet.certify import NoCertificateError, certified_radius
 from lipnet.explain import attribute
+
+NEAREST_POOL = 500
+"""Test images searched for the nearest real counterfactual."""
 
 
 @st.cache_data(max_entries=256, ttl=3600, show_spinner=False)
@@ -127,3 +132,19 @@ def prediction(key: str, x: np.ndarray) -> tuple[int, float | None]:
         return predicted, float(certified_radius(model, xt)[0])
     except NoCertificateError:
         return predicted, None
+
+
+@st.cache_data(max_entries=256, ttl=3600, show_spinner=False)
+def ood_hint(key: str, x: np.ndarray) -> ood.OODResult | None:
+    """The out-of-distribution check of one input (None: no calibration)."""
+    return ood.check(state.model_by_key(key), torch.from_numpy(x))
+
+
+@st.cache_data(max_entries=256, ttl=3600, show_spinner=False)
+def nearest_real(key: str, x: np.ndarray, cls: int) -> tuple[int, float] | None:
+    """The nearest test image of class `cls` among 500 (index, L2 distance), or None."""
+    images = state.gallery(key, NEAREST_POOL)
+    if isinstance(images, str):
+        return None
+    pool, labels = images
+    return nearest_of_class(torch.from_numpy(x)[0], pool, labels, cls)

@@ -28,7 +28,7 @@ from torch import nn
 from . import layers as L
 from .budget import MAX_OUTPUTS, check_budget
 from .card import check_card, for_upload, render_card
-from .certify import UNSOUND_TOLERANCE, lipschitz_upper_bound
+from .certify import UNSOUND_TOLERANCE, lipschitz_upper_bound, within_bound
 from .errors import ModelFileError
 from .layers import eval_mode
 from .ood import calibration_problem
@@ -248,7 +248,7 @@ def _verify(model: L.LipSequential) -> dict[str, Any]:
         raise ModelFileError(
             f"the Lipschitz bound cannot be measured or is too large: {e}"
         ) from None
-    if not upper <= declared * (1 + UNSOUND_TOLERANCE):
+    if not within_bound(upper, declared):
         raise ModelFileError(
             f"the model declares a Lipschitz constant of {declared:g}, but its "
             f"layers measure up to {upper:.6g}: its certificates would be wrong"

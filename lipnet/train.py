@@ -26,11 +26,11 @@ from . import data as D
 from . import distributed as dist
 from .attacks.measure import attack_report
 from .certify import (
-    UNSOUND_TOLERANCE,
     certified_accuracy,
     lipschitz_estimate,
     lipschitz_lower_bound,
     lipschitz_upper_bound,
+    within_bound,
 )
 from .io import save
 from .layers import LipSequential
@@ -385,7 +385,7 @@ def lipschitz_report(model: LipSequential, x: Tensor) -> dict[str, Any]:
         "estimate": round(lipschitz_estimate(model, model.input_shape), 6),
         "lower_bound": math.floor(lipschitz_lower_bound(model, x[:64], steps=10) * 1e6)
         / 1e6,
-        "sound": declared is not None and upper <= declared * (1 + UNSOUND_TOLERANCE),
+        "sound": within_bound(upper, declared),
         "method": "upper: product of exact per-layer norms at the real input size "
         "(dense: top eigenvalue of the Gram matrix; conv: FFT norm on the torus that "
         "embeds it; float64), rounded up; estimate: power iteration (tol 1e-7), "

@@ -100,7 +100,7 @@ def main() -> None:
         show.certificate_metrics(v)
         show.show_views(v)
         show.certificate_verdict(v, choice.certified)
-        show.familiarity(choice.model, x)
+        show.familiarity(choice.key, x_np)
         left, right = st.columns(2)
         show.chart(left, v["scores"])
         if v["certificate"] is not None and choice.certified:
