@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
 import sys
 from collections.abc import Sequence
@@ -12,10 +13,15 @@ from typing import Any
 
 
 def _train(args: argparse.Namespace) -> int:
+    import torch
+
     from . import distributed as dist
     from .train import train
 
     device = dist.init_from_env(args.device)
+    # Every core for one process; torchrun's workers keep their share.
+    if args.threads or dist.world() == 1:
+        torch.set_num_threads(args.threads or os.cpu_count() or 1)
 
     config = json.loads(Path(args.config).read_text())
     if args.epochs is not None:
@@ -32,6 +38,8 @@ def _train(args: argparse.Namespace) -> int:
             progress=not args.quiet,
             command=command,
             device=None if device.type == "cpu" else device,
+            checkpoint=args.checkpoint or out.with_name(out.name + ".ckpt"),
+            resume=args.resume,
         )
     finally:
         dist.cleanup()
@@ -203,6 +211,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     t.add_argument("--epochs", type=int, help="override the config's epochs")
     t.add_argument("--quiet", action="store_true", help="no progress bars")
     t.add_argument("--device", **_DEVICE)
+    t.add_argument(
+        "--checkpoint",
+        type=Path,
+        help="checkpoint written after every epoch (default: OUT.ckpt beside --out)",
+    )
+    t.add_argument(
+        "--resume", action="store_true", help="continue from the checkpoint if present"
+    )
+    t.add_argument(
+        "--threads", type=int, help="CPU threads (default: every core, one process)"
+    )
     t.set_defaults(run=_train)
     e = sub.add_parser("eval", help="recompute a model card's metrics from the data")
     e.add_argument("model", help="model folder")

@@ -114,6 +114,8 @@ def _step(
         return _linear(kind, a, x, budget)
     if kind in _CONV:
         return _conv(kind, a, x, budget)
+    if kind == "OrthogonalConv2d":
+        return _orthogonal(a, x, budget)
     if kind in _POOL:
         _need_image(x)
         return F.avg_pool2d(x, _pair(a["kernel_size"]))
@@ -189,6 +191,28 @@ def _conv(
     budget.parameters += weight.numel() + cout + spectral
     budget.forward_macs += weight.numel() * y.shape[2] * y.shape[3]
     return y
+
+
+def _orthogonal(a: Mapping[str, Any], x: torch.Tensor, budget: Budget) -> torch.Tensor:
+    """An FFT-domain orthogonal convolution: exactly `input_size`, one matrix per
+    frequency, each through a Cayley transform (an inverse of the smaller side)."""
+    _need_image(x)
+    cin, cout = a["in_channels"], a["out_channels"]
+    kh, kw = _pair(a["kernel_size"])
+    ih, iw = _pair(a["input_size"])
+    if tuple(x.shape[1:]) != (cin, ih, iw):
+        raise ValueError(
+            f"expects inputs of {[cin, ih, iw]}, the input has {list(x.shape[1:])}"
+        )
+    if kh > ih or kw > iw:
+        raise ValueError(f"kernel {[kh, kw]} is larger than the input {[ih, iw]}")
+    freqs = ih * (iw // 2 + 1)
+    small, large = min(cin, cout), max(cin, cout)
+    budget.largest_fft = max(budget.largest_fft, cout * cin * freqs)
+    budget.build_flops += 8 * freqs * (small**3 + 2 * large * small**2)
+    budget.parameters += cout * cin * kh * kw + 1 + cout
+    budget.forward_macs += 4 * freqs * cin * cout + 10 * (cin + cout) * ih * iw
+    return torch.empty(1, cout, ih, iw, device="meta")
 
 
 def _fft_entries(a: Mapping[str, Any], size: Sequence[int]) -> int:

@@ -24,6 +24,7 @@ from .layers import (
     InvertibleDownSampling,
     LipschitzLayer,
     MaxMin,
+    OrthogonalConv2d,
     ScaledAvgPool2d,
     ScaledL2NormPool2d,
     eval_mode,
@@ -258,6 +259,12 @@ def _exact_norm(layer: nn.Module, size: tuple[int, ...], per_neuron: bool) -> fl
             return float(w.norm(dim=1).max())
         gram = w @ w.T if w.shape[0] <= w.shape[1] else w.T @ w
         return float(torch.linalg.eigvalsh(gram)[-1].clamp_min(0).sqrt())
+    if isinstance(layer, OrthogonalConv2d):
+        with torch.no_grad(), eval_mode(layer):
+            q = layer.frequency_matrices().to(torch.complex128).cpu()
+        gram = q @ q.mH if q.shape[-2] <= q.shape[-1] else q.mH @ q
+        top = torch.linalg.eigvalsh(gram)[:, -1].max().clamp_min(0).sqrt()
+        return float(top) * layer.k
     if isinstance(layer, nn.Conv2d):
         if layer.groups != 1 or layer.dilation != (1, 1):
             raise TypeError("no exact norm for grouped or dilated convolutions")

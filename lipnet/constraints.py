@@ -155,7 +155,11 @@ def conv_operator_norm(
             raise ValueError("circular padding larger than the kernel needs")
         grid_h, grid_w = h, w
         if kh > h or kw > w:
-            raise ValueError(f"kernel {kh}x{kw} larger than the input {h}x{w}")
+            if s != 1:
+                raise ValueError(f"kernel {kh}x{kw} larger than the input {h}x{w}")
+            # On the torus, taps p and p + h read the same pixel: fold them.
+            weight = _fold(weight, h, w)
+            cout, _, kh, kw = weight.shape
     elif padding_mode == "zeros":
         if ph > kh - 1 or pw > kw - 1:
             raise ValueError(
@@ -190,6 +194,35 @@ def conv_operator_norm(
     sigma_sq = torch.linalg.eigvalsh(g)[-1]
     sigma_sq = torch.maximum(sigma_sq, top[best].to(sigma_sq.dtype))
     return sigma_sq.clamp_min(0).sqrt()
+
+
+def cayley(w: Tensor) -> Tensor:
+    """Cayley transform of (…, m, n) complex matrices: orthogonal by construction.
+
+    With m ≥ n, split W into its top n×n block U and the rest V, set the
+    skew-Hermitian-plus-PSD A = U − Uᴴ + VᴴV, and return
+    [(I + A)⁻¹(I − A); −2V(I + A)⁻¹], whose columns are orthonormal
+    (Trockman & Kolter, 2021); with m < n, the transpose of the transform of
+    Wᵀ (orthonormal rows). I + A is always invertible: its Hermitian part
+    I + VᴴV is positive definite.
+    """
+    m, n = w.shape[-2:]
+    if m < n:
+        return cayley(w.transpose(-2, -1)).transpose(-2, -1)
+    u, v = w[..., :n, :], w[..., n:, :]
+    eye = torch.eye(n, dtype=w.dtype, device=w.device)
+    a = u - u.mH + v.mH @ v
+    inv = torch.linalg.inv(eye + a)
+    return torch.cat((inv @ (eye - a), -2 * v @ inv), dim=-2)
+
+
+def _fold(weight: Tensor, h: int, w: int) -> Tensor:
+    """A circular kernel larger than the h×w torus, summed onto it (tap p → p mod h)."""
+    kh, kw = weight.shape[-2:]
+    ah, aw = math.ceil(kh / h), math.ceil(kw / w)
+    k = F.pad(weight, (0, aw * w - kw, 0, ah * h - kh))
+    k = k.reshape(*weight.shape[:2], ah, h, aw, w)
+    return k.sum(dim=(2, 4))
 
 
 def aol_scale(gram: Tensor) -> Tensor:

@@ -9,7 +9,13 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .layers import Flatten, InvertibleDownSampling, LipschitzLayer, eval_mode
+from .layers import (
+    Flatten,
+    InvertibleDownSampling,
+    LipschitzLayer,
+    OrthogonalConv2d,
+    eval_mode,
+)
 
 
 def _plain(layer: nn.Module) -> nn.Module:
@@ -30,6 +36,8 @@ def _plain(layer: nn.Module) -> nn.Module:
             bias=layer.bias is not None,
             padding_mode=layer.padding_mode,
         )
+    elif isinstance(layer, OrthogonalConv2d):
+        return layer.plain_conv()
     elif isinstance(layer, Flatten):
         return nn.Flatten()
     elif isinstance(layer, InvertibleDownSampling):

@@ -104,6 +104,45 @@ def conv(
     return [*layers, _head(head, fan_in, n_out)]
 
 
+def gnp(
+    input_shape: Sequence[int],
+    n_out: int,
+    channels: Sequence[int],
+    convs_per_stage: int = 2,
+    widths: Sequence[int] = (),
+    kernel_size: int = 3,
+    activation: str = "groupsort2",
+    head: str = "frobenius",
+) -> list[nn.Module]:
+    """A gradient-norm-preserving network: stages of (2× space-to-depth →
+    OrthogonalConv2d → activation)×convs_per_stage, then Flatten → Björck dense
+    layers → head.
+
+    Every layer is orthogonal or a co-isometry when each stage's channels are
+    at most 4× the previous stage's (the space-to-depth output): the gradient
+    that flows back to the input then keeps norm 1 (‖∇f‖ = 1 almost
+    everywhere), as the hKR transport argument needs. The first conv of a
+    stage may narrow the channels (rows stay orthonormal).
+    """
+    c, h, w = (int(v) for v in input_shape)
+    layers: list[nn.Module] = []
+    for out in channels:
+        layers.append(L.InvertibleDownSampling(2))
+        c, h, w = c * 4, h // 2, w // 2
+        for _ in range(convs_per_stage):
+            layers += [
+                L.OrthogonalConv2d(c, out, kernel_size, input_size=(h, w)),
+                _activation(activation),
+            ]
+            c = out
+    layers.append(L.Flatten())
+    fan_in = c * h * w
+    for width in widths:
+        layers += [L.SpectralLinear(fan_in, width), _activation(activation)]
+        fan_in = width
+    return [*layers, _head(head, fan_in, n_out)]
+
+
 def plain_dense(
     input_shape: Sequence[int], n_out: int, widths: Sequence[int]
 ) -> list[nn.Module]:
@@ -144,6 +183,7 @@ def plain_conv(
 BUILDERS: dict[str, Callable[..., list[nn.Module]]] = {
     "dense": dense,
     "conv": conv,
+    "gnp": gnp,
     "plain-dense": plain_dense,
     "plain-conv": plain_conv,
 }

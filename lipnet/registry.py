@@ -52,6 +52,17 @@ REGISTRY: dict[str, tuple[type[nn.Module], dict[str, Any]]] = {
             "k": float,
         },
     ),
+    "OrthogonalConv2d": (
+        L.OrthogonalConv2d,
+        {
+            "in_channels": int,
+            "out_channels": int,
+            "kernel_size": Pair,
+            "input_size": Pair,
+            "bias": bool,
+            "k": float,
+        },
+    ),
     "AOLConv2d": (
         L.AOLConv2d,
         {

@@ -119,8 +119,13 @@ def load_task(
     if task == "celeba":
         attribute = config.get("attribute", "Mustache")
         size = int(config.get("image_size", 64))
+        folders = list(config.get("image_folders", D.celeba.DEFAULT_FOLDERS))
         splits = D.load_celeba(
-            root / "celeba", attribute=attribute, image_size=size, seed=seed
+            root / "celeba",
+            attribute=attribute,
+            image_size=size,
+            seed=seed,
+            image_folders=folders,
         )
         tr, va, te = splits["train"], splits["val"], splits["test"]
         # CelebA's column is "Mustache" (US spelling); the classes read "moustache".
@@ -135,7 +140,7 @@ def load_task(
             [f"no {name}", name],
             balanced=True,
             provenance={
-                "dataset": "CelebA: official test partition subset, 128 px",
+                "dataset": "CelebA subset, folders " + ", ".join(folders),
                 "attribute": attribute,
                 "license": CELEBA_LICENSE,
                 "split": D.describe_split(seed),
@@ -264,13 +269,33 @@ def evaluate(
     return metrics
 
 
+def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    """Write a checkpoint atomically (a stop mid-write leaves the previous one)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".part")
+    torch.save(state, tmp)
+    tmp.replace(path)
+
+
+def _load_checkpoint(path: Path) -> dict[str, Any]:
+    """Read a checkpoint written by `fit`, without unpickling code."""
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
 def fit(
     model: LipSequential,
     data: TaskData,
     config: Mapping[str, Any],
     progress: bool = True,
+    checkpoint: str | Path | None = None,
+    resume: bool = False,
 ) -> list[dict[str, float]]:
     """Train `model` in place; returns the per-epoch validation history.
+
+    With `checkpoint`, the model, optimizer, random generator and history are
+    saved there after every epoch; with `resume` a run restarts from that
+    file after its last finished epoch and ends exactly as an uninterrupted
+    run would (same batches, same augmentations).
 
     Under torchrun (see `lipnet.distributed`) every rank draws the same batches
     and augmentations from the same seed and trains on its strided share of
@@ -306,9 +331,20 @@ def fit(
     def lr_at(step: int) -> float:  # cosine decay from lr to lr_end
         return lr_end + 0.5 * (lr - lr_end) * (1 + math.cos(math.pi * step / total))
 
-    history = []
-    step = 0
-    for epoch in range(1, epochs + 1):
+    history: list[dict[str, float]] = []
+    step, first, spent, start = 0, 1, 0.0, time.perf_counter()
+    ckpt = Path(checkpoint) if checkpoint is not None else None
+    if resume and ckpt is not None and ckpt.is_file():
+        state = _load_checkpoint(ckpt)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        gen.set_state(state["generator"])
+        history, step = list(state["history"]), int(state["step"])
+        spent = float(state.get("train_time_s", 0.0))
+        first = int(state["epoch"]) + 1
+        if progress:
+            tqdm.write(f"resumed from {ckpt} after epoch {first - 1}")
+    for epoch in range(first, epochs + 1):
         net.train()
         running = 0.0
         batches = _batches(data.y_train, batch_size, data.balanced, gen)
@@ -351,6 +387,19 @@ def fit(
         if val["certified_accuracy"] is not None:
             line[f"{split}_certified_1.0"] = val["certified_accuracy"]["1"]
         history.append(line)
+        if ckpt is not None and dist.is_main():
+            _save_checkpoint(
+                ckpt,
+                {
+                    "epoch": epoch,
+                    "step": step,
+                    "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "generator": gen.get_state(),
+                    "history": history,
+                    "train_time_s": spent + time.perf_counter() - start,
+                },
+            )
         if progress:
             tqdm.write(
                 "  ".join(
@@ -404,6 +453,8 @@ def train(
     progress: bool = True,
     command: str | None = None,
     device: str | torch.device | None = None,
+    checkpoint: str | Path | None = None,
+    resume: bool = False,
 ) -> tuple[LipSequential, dict[str, Any]]:
     """Train a model from `config`, measure it, and write its folder to `out`.
 
@@ -422,9 +473,10 @@ def train(
     if device is not None:
         model.to(device)
         data = _on(data, device)
+    before = _time_before(checkpoint, resume)
     start = time.perf_counter()
-    history = fit(model, data, config, progress)
-    train_time = time.perf_counter() - start
+    history = fit(model, data, config, progress, checkpoint, resume)
+    train_time = time.perf_counter() - start + before
     if device is not None:
         model.cpu()
         data = _on(data, "cpu")
@@ -461,6 +513,13 @@ def train(
     if out is not None:
         save(model, out, card=card, name=config.get("name"))
     return model, card
+
+
+def _time_before(checkpoint: str | Path | None, resume: bool) -> float:
+    """Training seconds spent before a resume (0 for a fresh run)."""
+    if not resume or checkpoint is None or not Path(checkpoint).is_file():
+        return 0.0
+    return float(_load_checkpoint(Path(checkpoint)).get("train_time_s", 0.0))
 
 
 def _on(data: TaskData, device: str | torch.device) -> TaskData:

@@ -61,6 +61,7 @@ def test_images(
             image_size=int(config.get("image_size", 64)),
             seed=int(config.get("seed", 0)),
             n=n,
+            image_folders=_folders(config),
         )
         return x, y
     x, y = D.load_mnist(root / "mnist", "test")
@@ -74,6 +75,11 @@ def _task(spec: dict) -> dict:
     if not config:
         raise ValueError("this model's card has no training config, so no test set")
     return config
+
+
+def _folders(config: dict) -> list[str]:
+    """The CelebA image folders a config trained on (old configs: the first)."""
+    return list(config.get("image_folders", D.celeba.DEFAULT_FOLDERS))
 
 
 def test_attributes(
@@ -93,6 +99,7 @@ def test_attributes(
         attribute=config.get("attribute", "Mustache"),
         seed=int(config.get("seed", 0)),
         n=n,
+        image_folders=_folders(config),
     )
     values = torch.from_numpy(matrix == 1)
     return {name: values[:, k].clone() for k, name in enumerate(names)}
@@ -113,6 +120,7 @@ def test_image_count(spec: dict, data_root: str | Path | None = None) -> int:
             root / "celeba",
             attribute=config.get("attribute", "Mustache"),
             seed=int(config.get("seed", 0)),
+            image_folders=_folders(config),
         )["examples"]
     _, y = D.load_mnist(root / "mnist", "test")
     if config["task"] == "mnist08":

@@ -566,6 +566,50 @@ def test_load_celeba_joins_existing_images(
         data.load_celeba(root, image_size=0)
 
 
+def test_load_celeba_reads_several_folders_of_any_size(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two folders (square 32 px and 89×109 aligned faces): one stratified split
+    over both, each image centre-cropped; the first folder alone is unchanged."""
+    monkeypatch.setenv("LIPNET_CACHE", str(tmp_path / "cache"))
+    root = tmp_path / "celeba"
+    header = " ".join(["Mustache", *(f"A{i}" for i in range(39))])
+    rows = []
+    for folder, ids, size in (
+        ("img_celeba_128", range(0, 10), (32, 32)),
+        ("img_align_celeba_89", range(10, 20), (89, 109)),
+    ):
+        (root / folder).mkdir(parents=True, exist_ok=True)
+        for i in ids:
+            im = Image.new("RGB", size, (0, 0, 0))
+            # A bright centre square: the crop must keep it centred.
+            side = min(size)
+            left, top = (size[0] - side) // 2, (size[1] - side) // 2
+            im.paste((200, 200, 200), (left, top, left + side, top + side))
+            im.save(root / folder / f"{i:06d}.jpg", quality=95)
+    for i in range(20):
+        value = "1" if i % 4 == 0 else "-1"
+        rows.append(f"{i:06d}.jpg {value} " + " ".join(["-1"] * 39))
+    (root / "list_attr_celeba.txt").write_text(f"20\n{header}\n" + "\n".join(rows))
+    both = ["img_celeba_128", "img_align_celeba_89"]
+    fr = (0.5, 0.25, 0.25)
+    out = data.load_celeba(root, image_size=8, fractions=fr, image_folders=both)
+    ids = sorted(i for part in out.values() for i in part["ids"])
+    assert ids == [f"{i:06d}.jpg" for i in range(20)]
+    # Stratified: 5 positives and 15 negatives split 0.5/0.25/0.25 per label.
+    assert [int(out[s]["labels"].sum()) for s in ("train", "val", "test")] == [2, 1, 2]
+    # Every face is the bright square after the centre crop, whatever its folder.
+    images = torch.cat([p["images"] for p in out.values()])
+    assert float(images.min()) > 0.6
+    first = data.load_celeba(root, image_size=8, fractions=fr)
+    assert sorted(i for p in first.values() for i in p["ids"]) == ids[:10]
+    again = data.load_celeba(root, image_size=8, fractions=fr, image_folders=both)
+    assert again["test"]["ids"] == out["test"]["ids"]
+    for bad in (["../x"], [], ["img_celeba_128", "/etc"]):
+        with pytest.raises(ValueError, match="folder"):
+            data.load_celeba(root, image_size=8, image_folders=bad)
+
+
 # --------------------------------------------------------------------------------------
 # User images
 # --------------------------------------------------------------------------------------

@@ -72,6 +72,41 @@ def test_training_is_deterministic_for_a_seed():
         assert torch.equal(states[0][key], states[1][key]), key
 
 
+def test_a_resumed_run_ends_like_an_uninterrupted_one(tmp_path, monkeypatch):
+    """Stop after epoch 1 (a checkpoint), resume: the weights equal a straight run."""
+    import lipnet.train as T
+
+    cfg = {**TINY, "optimizer": {**TINY["optimizer"], "epochs": 2}}
+    data = load_task(cfg)
+    torch.manual_seed(0)
+    straight = build_model(cfg["arch"], data.input_shape, data.classes)
+    fit(straight, data, cfg, progress=False)
+
+    ckpt = tmp_path / "run.ckpt"
+    real_save = T._save_checkpoint
+
+    def save_then_stop(path, state):
+        real_save(path, state)
+        raise KeyboardInterrupt  # the machine stops right after epoch 1
+
+    monkeypatch.setattr(T, "_save_checkpoint", save_then_stop)
+    torch.manual_seed(0)
+    stopped = build_model(cfg["arch"], data.input_shape, data.classes)
+    with pytest.raises(KeyboardInterrupt):
+        fit(stopped, data, cfg, progress=False, checkpoint=ckpt)
+    monkeypatch.setattr(T, "_save_checkpoint", real_save)
+    state = torch.load(ckpt, weights_only=True)
+    assert state["epoch"] == 1 and state["train_time_s"] > 0
+
+    fresh = build_model(cfg["arch"], data.input_shape, data.classes)  # new process
+    history = fit(fresh, data, cfg, progress=False, checkpoint=ckpt, resume=True)
+    assert [h["epoch"] for h in history] == [1, 2]
+    for a, b in zip(
+        straight.state_dict().values(), fresh.state_dict().values(), strict=True
+    ):
+        assert torch.allclose(a, b, atol=1e-6)
+
+
 def test_validation_split_is_deterministic_and_disjoint():
     a, b = load_task(TINY), load_task(TINY)
     assert torch.equal(a.x_val, b.x_val) and torch.equal(a.y_train, b.y_train)

@@ -20,7 +20,9 @@ from PIL import Image
 from .paths import PathLike, cache_dir, data_dir
 
 __all__ = [
+    "ALL_FOLDERS",
     "CELEBA_ATTRIBUTE_COUNT",
+    "DEFAULT_FOLDERS",
     "SPLITS",
     "SPLIT_RULE",
     "celeba_split",
@@ -169,7 +171,11 @@ def celeba_split(
     return {s: sorted(v) for s, v in out.items()}
 
 
-_CELEBA_CACHE_VERSION = "celeba-v1"
+_CELEBA_CACHE_VERSION = "celeba-v2"
+DEFAULT_FOLDERS: tuple[str, ...] = ("img_celeba_128",)
+"""The folder a config without ``image_folders`` reads (the first 15,000 faces)."""
+ALL_FOLDERS: tuple[str, ...] = ("img_celeba_128", "img_align_celeba_89")
+"""Both shared folders: 25,000 faces."""
 
 
 def _decode_square(path: Path, size: int) -> np.ndarray:
@@ -191,16 +197,18 @@ def _decode_square(path: Path, size: int) -> np.ndarray:
         return np.asarray(im, dtype=np.uint8)
 
 
-def _celeba_pixels(folder: Path, names: list[str], size: int) -> np.ndarray:
-    """Return uint8 (N, S, S, 3) pixels for ``names``; decoded once, cached as .npy."""
+def _celeba_pixels(paths: list[Path], size: int) -> np.ndarray:
+    """Return uint8 (N, S, S, 3) pixels for ``paths``; decoded once, cached as .npy."""
     h = hashlib.sha256()
-    for n in names:
-        h.update(n.encode() + b"\0" + str((folder / n).stat().st_size).encode() + b"\n")
+    for p in paths:
+        h.update(f"{p.parent.resolve()}/{p.name}".encode())
+        h.update(b"\0" + str(p.stat().st_size).encode() + b"\n")
     key = hashlib.sha256(
-        f"{_CELEBA_CACHE_VERSION}|{folder.resolve()}|{size}|{h.hexdigest()}".encode()
+        f"{_CELEBA_CACHE_VERSION}|{size}|{h.hexdigest()}".encode()
     ).hexdigest()[:24]
-    path = cache_dir() / "celeba" / f"{folder.name}-{size}px-{key}.npy"
-    want = (len(names), size, size, 3)
+    stem = "+".join(sorted({p.parent.name for p in paths}))
+    path = cache_dir() / "celeba" / f"{stem}-{size}px-{key}.npy"
+    want = (len(paths), size, size, 3)
     if path.is_file():
         try:
             arr = np.load(path, allow_pickle=False)
@@ -215,16 +223,16 @@ def _celeba_pixels(folder: Path, names: list[str], size: int) -> np.ndarray:
 
     def work(i: int) -> None:
         try:
-            arr[i] = _decode_square(folder / names[i], size)
+            arr[i] = _decode_square(paths[i], size)
         except (OSError, ValueError, SyntaxError) as exc:  # Pillow's decode errors
-            msg = f"cannot decode CelebA image {folder / names[i]}: {exc}"
+            msg = f"cannot decode CelebA image {paths[i]}: {exc}"
             raise ValueError(msg) from exc
 
     log.info(
-        "decoding %d CelebA images at %d px (cached at %s)", len(names), size, path
+        "decoding %d CelebA images at %d px (cached at %s)", len(paths), size, path
     )
     with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as ex:
-        list(ex.map(work, range(len(names)), chunksize=256))
+        list(ex.map(work, range(len(paths)), chunksize=256))
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
     try:
@@ -243,19 +251,20 @@ def load_celeba(
     seed: int = 0,
     *,
     fractions: Sequence[float] = (0.7, 0.15, 0.15),
-    image_folder: str = "img_celeba_128",
+    image_folders: str | Sequence[str] = DEFAULT_FOLDERS,
 ) -> dict[str, dict[str, Any]]:
     """Load the CelebA images present on disk as a binary task for ``attribute``.
 
     Returns ``{"train"|"val"|"test": {"images", "labels", "ids"}}`` with float32
     images (N, 3, S, S) in [0, 1], int64 labels (1 = attribute present) and the
-    image file names. Only images that exist in ``root/image_folder`` are used;
-    the split follows :func:`celeba_split`. Decoded pixels are cached in
+    image file names. Only images that exist in one of ``root/<image_folders>``
+    are used (any sizes: each is centre-cropped to a square and resized); the
+    split follows :func:`celeba_split` over all of them. Decoded pixels are cached in
     :func:`cache_dir` so that later calls skip JPEG decoding.
     """
     _check_size(image_size)
-    folder, ids, labels = _celeba_index(root, attribute, image_folder)
-    pixels = _celeba_pixels(folder, ids, image_size)
+    paths, ids, labels = _celeba_index(root, attribute, image_folders)
+    pixels = _celeba_pixels(paths, image_size)
     position = {n: k for k, n in enumerate(ids)}
     parts = celeba_split(ids, labels, seed=seed, fractions=fractions)
     out: dict[str, dict[str, Any]] = {}
@@ -275,10 +284,22 @@ def _check_size(image_size: int) -> None:
         raise ValueError(f"image_size must be an int in 1..1024, got {image_size!r}")
 
 
+def _folders(image_folders: str | Sequence[str]) -> list[str]:
+    """The image folder names as a list; each must be a plain name, not a path."""
+    folders = [image_folders] if isinstance(image_folders, str) else list(image_folders)
+    if not folders:
+        raise ValueError("image_folders must name at least one folder")
+    for f in folders:
+        if not isinstance(f, str) or not f or Path(f).name != f or f in (".", ".."):
+            raise ValueError(f"image folder {f!r} must be a plain folder name")
+    return folders
+
+
 def _celeba_index(
-    root: PathLike | None, attribute: str, image_folder: str
-) -> tuple[Path, list[str], np.ndarray]:
-    """(image folder, sorted ids present on disk, 0/1 labels for ``attribute``)."""
+    root: PathLike | None, attribute: str, image_folders: str | Sequence[str]
+) -> tuple[list[Path], list[str], np.ndarray]:
+    """(image paths, their sorted ids, 0/1 labels for ``attribute``) of the images
+    present in any of ``image_folders`` (an id in two folders: the first wins)."""
     root = Path(root) if root is not None else data_dir() / "celeba"
     attr_path = root / "list_attr_celeba.txt"
     st = attr_path.stat()
@@ -289,20 +310,26 @@ def _celeba_index(
         raise ValueError(
             f"unknown CelebA attribute {attribute!r}; valid ones: {', '.join(attrs)}"
         )
-    folder = root / image_folder
-    if not folder.is_dir():
-        raise FileNotFoundError(f"CelebA image folder {folder} does not exist")
-    with os.scandir(folder) as entries:
-        present = {e.name for e in entries if e.is_file()}
-    keep = [i for i, n in enumerate(names) if n in present]
+    where: dict[str, Path] = {}
+    for name in _folders(image_folders):
+        folder = root / name
+        if not folder.is_dir():
+            raise FileNotFoundError(f"CelebA image folder {folder} does not exist")
+        with os.scandir(folder) as entries:
+            for e in entries:
+                if e.is_file():
+                    where.setdefault(e.name, folder)
+    keep = [i for i, n in enumerate(names) if n in where]
     if not keep:
         raise ValueError(
-            f"none of the images listed in the attribute file are in {folder}"
+            f"none of the images listed in the attribute file are in "
+            f"{', '.join(str(root / f) for f in _folders(image_folders))}"
         )
     order = sorted(keep, key=lambda i: names[i])
     column = list(attrs).index(attribute)
     labels = (matrix[order, column] == 1).astype(np.int64)
-    return folder, [names[i] for i in order], labels
+    ids = [names[i] for i in order]
+    return [where[n] / n for n in ids], ids, labels
 
 
 def _example_names(
@@ -312,17 +339,21 @@ def _example_names(
     split: str,
     n: int | None,
     fractions: Sequence[float],
-    image_folder: str,
-) -> tuple[Path, list[str], list[int]]:
-    """(image folder, names, 0/1 labels) of the first ``n`` images of one split,
+    image_folders: str | Sequence[str],
+) -> tuple[list[Path], list[str], list[int]]:
+    """(image paths, names, 0/1 labels) of the first ``n`` images of one split,
     positives and negatives alternating (all of them when ``n`` is None)."""
-    folder, ids, labels = _celeba_index(root, attribute, image_folder)
+    paths, ids, labels = _celeba_index(root, attribute, image_folders)
     position = {name: k for k, name in enumerate(ids)}
     chosen = celeba_split(ids, labels, seed=seed, fractions=fractions)[split]
     pos = [i for i in chosen if labels[position[i]] == 1]
     neg = [i for i in chosen if labels[position[i]] == 0]
     mixed = [i for pair in zip(pos, neg, strict=False) for i in pair][:n]
-    return folder, mixed, [int(labels[position[i]]) for i in mixed]
+    return (
+        [paths[position[i]] for i in mixed],
+        mixed,
+        [int(labels[position[i]]) for i in mixed],
+    )
 
 
 def celeba_examples(
@@ -334,7 +365,7 @@ def celeba_examples(
     n: int = 64,
     *,
     fractions: Sequence[float] = (0.7, 0.15, 0.15),
-    image_folder: str = "img_celeba_128",
+    image_folders: str | Sequence[str] = DEFAULT_FOLDERS,
 ) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
     """The first ``n`` images of one split, decoded on their own (no full load).
 
@@ -344,10 +375,10 @@ def celeba_examples(
     class runs out (:func:`celeba_example_count` says where).
     """
     _check_size(image_size)
-    folder, mixed, labels = _example_names(
-        root, attribute, seed, split, n, fractions, image_folder
+    paths, mixed, labels = _example_names(
+        root, attribute, seed, split, n, fractions, image_folders
     )
-    pixels = np.stack([_decode_square(folder / name, image_size) for name in mixed])
+    pixels = np.stack([_decode_square(p, image_size) for p in paths])
     x = torch.from_numpy(pixels).permute(0, 3, 1, 2).float().div_(255.0)
     y = torch.tensor(labels)
     return x.contiguous(), y, mixed
@@ -361,13 +392,13 @@ def celeba_example_attributes(
     n: int = 64,
     *,
     fractions: Sequence[float] = (0.7, 0.15, 0.15),
-    image_folder: str = "img_celeba_128",
+    image_folders: str | Sequence[str] = DEFAULT_FOLDERS,
 ) -> tuple[list[str], list[str], np.ndarray]:
     """The attribute rows of exactly the images :func:`celeba_examples` returns
     for the same arguments: (image names, the 40 attribute names, an int8
     (n, 40) matrix of 1 / -1). Decodes no image."""
     _, mixed, _ = _example_names(
-        root, attribute, seed, split, n, fractions, image_folder
+        root, attribute, seed, split, n, fractions, image_folders
     )
     root = Path(root) if root is not None else data_dir() / "celeba"
     attr_path = root / "list_attr_celeba.txt"
@@ -387,13 +418,13 @@ def celeba_example_count(
     split: str = "test",
     *,
     fractions: Sequence[float] = (0.7, 0.15, 0.15),
-    image_folder: str = "img_celeba_128",
+    image_folders: str | Sequence[str] = DEFAULT_FOLDERS,
 ) -> dict[str, int]:
     """How many images :func:`celeba_examples` can return at most (``examples``:
     twice the rarer class of the split, since positives and negatives
     alternate), with the split's ``positives`` and ``negatives``. Decodes no
     image."""
-    _, ids, labels = _celeba_index(root, attribute, image_folder)
+    _, ids, labels = _celeba_index(root, attribute, image_folders)
     position = {name: k for k, name in enumerate(ids)}
     chosen = celeba_split(ids, labels, seed=seed, fractions=fractions)[split]
     pos = sum(int(labels[position[i]]) for i in chosen)

@@ -4,6 +4,7 @@ from .activations import FullSort, GroupSort, GroupSort2, MaxMin, group_sort
 from .base import LipschitzLayer, eval_mode
 from .conv import AOLConv2d, SpectralConv2d
 from .linear import AOLLinear, FrobeniusLinear, SpectralLinear
+from .orthogonal_conv import OrthogonalConv2d
 from .pooling import (
     Flatten,
     InvertibleDownSampling,
@@ -25,6 +26,7 @@ __all__ = [
     "LipSequential",
     "LipschitzLayer",
     "MaxMin",
+    "OrthogonalConv2d",
     "ScaledAvgPool2d",
     "ScaledL2NormPool2d",
     "SpectralConv2d",
