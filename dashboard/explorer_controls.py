@@ -21,7 +21,7 @@ DEFAULTS: dict[str, object] = {
     "eps_linf": 0.1,
     "pgd_steps": 50,
     "restarts": 1,
-    "overshoot": 0.02,
+    "overshoot": 1.0,
     "step_size": 1.0,
     "fmn_steps": 100,
     "eps_max": 5.0,
@@ -70,8 +70,9 @@ def pick_method(classes: Sequence[str], radius: float | None, predicted: int) ->
             5.0,
             step=0.01,
             key="overshoot",
-            help="0 stops on the decision boundary; 1 goes as far past it as the "
-            "input was before it, so the new class is as clear as the old one.",
+            help="0 stops on the decision boundary (the smallest flip); 1, the "
+            "default, goes as far past it as the input was before it, so the new "
+            "class is as clear as the old one and the change is visible.",
         )
     if method == "transport":
         params["step_size"] = st.slider(

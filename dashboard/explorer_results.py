@@ -63,17 +63,39 @@ def show_views(v: dict) -> None:
     st.toggle("Pixel values on hover", key="hover")
 
 
-def certificate_metrics(v: dict) -> None:
-    """The radius beside the distance the attack needed, and their ratio."""
+def certificate_metrics(v: dict, overshoot: float = 0.0) -> None:
+    """The radius beside the size of the change, and their ratio.
+
+    With an overshoot o the change goes past the boundary on purpose: a
+    transport step on a gradient-norm-preserving network then has size
+    (1 + o)·r, so the ratio is taken against that, and 1.00 still means
+    the certificate is tight.
+    """
     radius, distance, flipped = v["radius"], v["distance"], v["flipped"]
+    scale = 1 + overshoot if overshoot > 0.05 else 1.0
     a, b, c = st.columns(3)
     a.metric("Certified radius r", "none" if radius is None else f"{radius:.3f}")
-    label = "L2 distance the attack needed" if flipped else "L2 size, no flip"
-    b.metric(label, f"{distance:.3f}")
-    ratio = (
-        "—" if radius is None or not flipped else f"{distance / max(radius, 1e-12):.2f}"
+    b.metric(
+        "L2 size of the change" if flipped else "L2 size, no flip", f"{distance:.3f}"
     )
-    c.metric("Ratio distance / r", ratio)
+    ratio = (
+        "—"
+        if radius is None or not flipped
+        else f"{distance / max(scale * radius, 1e-12):.2f}"
+    )
+    c.metric(
+        "Ratio to the certificate",
+        ratio,
+        help="The size of the change over r (over (1 + overshoot)·r when the "
+        "change goes past the boundary on purpose). 1.00: the certificate is "
+        "tight; above 1, the network needed more than r.",
+    )
+    if scale > 1 and flipped and radius is not None:
+        st.caption(
+            f"Overshoot {overshoot:g}: the change goes past the boundary on purpose. "
+            f"A tight certificate predicts a size of (1 + {overshoot:g})·r = "
+            f"{scale * radius:.3f}; set the overshoot to 0 for the smallest flip."
+        )
 
 
 def certificate_verdict(v: dict, certified: bool) -> None:

@@ -269,7 +269,7 @@ def test_transport_counterfactual_on_a_test_digit(page, screenshots):
     assert certificate != before, "the certificate did not change with the image"
     radius = float(metric_value(page, "Certified radius r"))
     assert f"r = {radius:.3f}" in certificate
-    distance = float(metric_value(page, "L2 distance the attack needed"))
+    distance = float(metric_value(page, "L2 size of the change"))
     if "(flipped)" in headline:
         assert distance >= radius - 1e-3
     full_screenshot(page, screenshots / "explorer-mnist08-hkr.png")

@@ -41,7 +41,7 @@ pytestmark = pytest.mark.browser
 SCREEN = {"width": 1280, "height": 720}
 SHARED_SHOTS = Path("/tmp/demo-shots")
 VIEWS = ("Original: ", "Counterfactual: ", "Difference")
-METRICS = ("Certified radius r", "L2 distance the attack needed")
+METRICS = ("Certified radius r", "L2 size of the change")
 PRESETS = [  # label, model, headline (class names: "mustache" or "moustache")
     ("Turn a 0 into an 8", "mnist08-hkr", r"^0 → 8 \(flipped\)\s*$"),
     ("Give Grace Hopper a moustache", "moustache-hkr", r"mou?stache \(flipped\)\s*$"),
@@ -180,7 +180,7 @@ def test_first_load_fits_a_projector_screen(page, tmp_path):
     expect(image_with(page, "Counterfactual: 8").first).to_be_visible()
     first_screen_boxes(page, r"^0 → 8 \(flipped\)\s*$")
     radius = float(metric_value(page, "Certified radius r"))
-    distance = float(metric_value(page, "L2 distance the attack needed"))
+    distance = float(metric_value(page, "L2 size of the change"))
     assert 0 < radius <= distance + 1e-3
     shot(page, tmp_path / "first-load-1280x720.png", share=True)
 
@@ -201,7 +201,7 @@ def test_a_preset_sets_up_a_flipped_result_in_the_first_screen(
     expect(model_box(page)).to_have_value(model_label(model))
     first_screen_boxes(page, expected)
     radius = float(metric_value(page, "Certified radius r"))
-    distance = float(metric_value(page, "L2 distance the attack needed"))
+    distance = float(metric_value(page, "L2 size of the change"))
     assert distance >= radius - 1e-3
     name = "grace-hopper" if model == "moustache-hkr" else model
     shot(page, tmp_path / f"preset-{name}-1280x720.png", share=name == "grace-hopper")

@@ -156,17 +156,21 @@ def test_explorer_loads_with_the_views_and_the_certificate(app):
     m = metrics(app)
     assert list(m) == [
         "Certified radius r",
-        "L2 distance the attack needed",
-        "Ratio distance / r",
+        "L2 size of the change",
+        "Ratio to the certificate",
     ]
     radius, distance = (
         float(m["Certified radius r"]),
-        float(m["L2 distance the attack needed"]),
+        float(m["L2 size of the change"]),
     )
     assert radius > 0.5
     # The attack flipped the decision, so it cannot have needed less than r.
     assert distance >= radius - 1e-3
-    assert float(m["Ratio distance / r"]) == pytest.approx(distance / radius, abs=0.01)
+    # The default overshoot 1 goes past the boundary: the ratio is to 2·r.
+    scale = 1 + app.slider(key="overshoot").value
+    assert float(m["Ratio to the certificate"]) == pytest.approx(
+        distance / (scale * radius), abs=0.01
+    )
     (ok,) = texts(app.success)
     assert ok == f"No change of L2 size below r = {radius:.3f} can flip this decision."
     assert not app.warning and not app.error
@@ -206,8 +210,8 @@ def test_switching_to_the_baseline_shows_no_certificate(app):
     assert result(app) != before
     m = metrics(app)
     assert m["Certified radius r"] == "none"
-    assert m["Ratio distance / r"] == "—"
-    assert float(m["L2 distance the attack needed"]) > 0
+    assert m["Ratio to the certificate"] == "—"
+    assert float(m["L2 size of the change"]) > 0
     assert not app.success
     (warning,) = texts(app.warning)
     assert "no certificate" in warning
@@ -259,8 +263,8 @@ def test_every_method_runs(app, method):
     m = metrics(app)
     verdict = result(app)[0][0]
     flipped = verdict.endswith("(flipped)")
-    distance_label = "L2 distance the attack needed" if flipped else "L2 size, no flip"
-    assert list(m) == ["Certified radius r", distance_label, "Ratio distance / r"]
+    distance_label = "L2 size of the change" if flipped else "L2 size, no flip"
+    assert list(m) == ["Certified radius r", distance_label, "Ratio to the certificate"]
     radius, distance = float(m["Certified radius r"]), float(m[distance_label])
     assert distance > 0
     if flipped:
@@ -271,7 +275,7 @@ def test_every_method_runs(app, method):
 
 def test_method_parameters_change_the_result(app):
     # Transport found a flipping change of this size on test image 0.
-    found = float(metrics(app)["L2 distance the attack needed"])
+    found = float(metrics(app)["L2 size of the change"])
     check(app.pills(key="method").set_value("pgd").run())
     assert app.radio(key="norm").value == "l2"
     # The L2 budget is relative to this input's certified radius: 1.2 × r.
@@ -284,12 +288,12 @@ def test_method_parameters_change_the_result(app):
     check(budget.set_value(0.9).run())
     assert result(app)[0] == ["0 → 0 (not flipped)"]
     assert float(metrics(app)["L2 size, no flip"]) <= 0.9 * radius + 1e-3
-    assert metrics(app)["Ratio distance / r"] == "—"
+    assert metrics(app)["Ratio to the certificate"] == "—"
     assert texts(app.success)[0].endswith("The attack did not flip it either.")
     # … a budget that holds the transport counterfactual does.
     check(budget.set_value(round(found / radius + 0.2, 1)).run())
     assert result(app)[0] == ["0 → 8 (flipped)"]
-    assert float(metrics(app)["L2 distance the attack needed"]) >= radius - 1e-3
+    assert float(metrics(app)["L2 size of the change"]) >= radius - 1e-3
 
     check(app.radio(key="norm").set_value("linf").run())
     assert app.number_input(key="eps_linf").value == 0.1
@@ -545,3 +549,10 @@ def test_model_card_page_shows_bounds_and_downloads(app):
     assert m["Declared Lipschitz constant"] == "1"
     assert float(m["Measured upper bound (now)"]) <= 1 + 1e-3
     assert len(app.get("download_button")) == 2
+    # What the model changes: 8 inputs, their counterfactuals, the changes
+    # (each with its size) and the mean change towards the positive class.
+    assert "What the model changes" in [h.value for h in app.subheader]
+    captions = image_captions(app)
+    sizes = [c for c in captions if c and c.startswith("‖δ‖ ")]
+    assert len(sizes) == 8 and all(float(c.split()[1]) > 0 for c in sizes)
+    assert "Mean change towards 8" in captions

@@ -54,7 +54,7 @@ def test_a_preset_sets_up_a_visible_result(label, model, expected):
     assert at.sidebar.selectbox(key="model_key").value == model
     assert headline(at).endswith(expected)
     m = metrics(at)
-    assert float(m["L2 distance the attack needed"]) >= float(m["Certified radius r"])
+    assert float(m["L2 size of the change"]) >= float(m["Certified radius r"])
     # Visible: the transport step goes as far past the boundary as it started.
     assert at.slider(key="overshoot").value >= 1.0
 
@@ -113,7 +113,7 @@ def test_a_failed_attack_is_not_called_the_distance_needed():
     check(at.pills(key="method").set_value("fgsm").run())
     check(at.slider(key="eps_scale").set_value(0.5).run())
     m = metrics(at)
-    assert "L2 size, no flip" in m and "L2 distance the attack needed" not in m
+    assert "L2 size, no flip" in m and "L2 size of the change" not in m
     assert headline(at) == "0 → 0 (not flipped)"
 
 

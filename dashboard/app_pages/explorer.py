@@ -97,7 +97,7 @@ def main() -> None:
         st.stop()
     with body:
         st.subheader(v["headline"], anchor=False)
-        show.certificate_metrics(v)
+        show.certificate_metrics(v, float(params.get("overshoot", 0.0)))
         show.show_views(v)
         show.certificate_verdict(v, choice.certified)
         show.familiarity(choice.key, x_np)
