@@ -8,7 +8,8 @@ counterfactual can be compared at a glance) and the figure sizes.
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import plotly.graph_objects as go
@@ -308,16 +309,32 @@ def distance_figure(pairs: Sequence[tuple[str, np.ndarray, np.ndarray]]) -> go.F
     return fig
 
 
-def certified_curve_figure(certified: dict[str, float], kind: str) -> go.Figure:
-    """Certified accuracy against ε from a model card's metrics."""
-    eps = [float(k) for k in certified]
-    fig = go.Figure(
+def certified_curve_figure(
+    certified: dict[str, float],
+    kind: str,
+    previous: Sequence[Mapping[str, Any]] = (),
+) -> go.Figure:
+    """Certified accuracy against ε from a model card's metrics, with the
+    curves of earlier versions of the model (dashed) when the card has them."""
+    fig = go.Figure()
+    for entry in previous:
+        curve = entry["certified_accuracy"]
+        fig.add_trace(
+            go.Scatter(
+                x=[float(k) for k in curve],
+                y=list(curve.values()),
+                mode="lines+markers",
+                line={"color": "#999999", "dash": "dash"},
+                name=str(entry["label"]),
+            )
+        )
+    fig.add_trace(
         go.Scatter(
-            x=eps,
+            x=[float(k) for k in certified],
             y=list(certified.values()),
             mode="lines+markers",
             line={"color": CERTIFIED},
-            name="certified",
+            name="this model" if previous else "certified",
         )
     )
     fig.update_xaxes(title="ε (L2)")

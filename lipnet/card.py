@@ -63,6 +63,33 @@ _LIPSCHITZ = {
     "note": _text,
 }
 _TRAINING = {"train_time_s": _number, "machine": _text, "config": lambda v: True}
+
+
+def _previous(v: Any) -> bool:
+    """Earlier versions of the model: a short list of labelled test curves."""
+    return (
+        isinstance(v, list)
+        and len(v) <= 20
+        and all(
+            isinstance(e, dict)
+            and _text(e.get("label"))
+            and _share(e.get("clean_accuracy"))
+            and _curve(e.get("certified_accuracy"))
+            and _optional(_text)(e.get("note"))
+            for e in v
+        )
+    )
+
+
+def _quality(v: Any) -> bool:
+    """Counterfactual-quality measurements: {name: number, text or None}, flat."""
+    return (
+        isinstance(v, dict)
+        and len(v) <= 50
+        and all(_text(k) and (v[k] is None or _number(v[k]) or _text(v[k])) for k in v)
+    )
+
+
 # section -> check of the whole value, or a mapping of checks for its keys.
 _SECTIONS: dict[str, Any] = {
     "summary": _text,
@@ -74,6 +101,8 @@ _SECTIONS: dict[str, Any] = {
     "lipschitz": _LIPSCHITZ,
     "training": _TRAINING,
     "metrics": {"test": _SPLIT, "test_subset": _SPLIT},
+    "previous": _previous,
+    "counterfactual_quality": _quality,
 }
 
 
@@ -159,6 +188,8 @@ def render_card(spec: Mapping[str, Any]) -> str:
         ("Metrics", "metrics"),
         ("Lipschitz bounds", "lipschitz"),
         ("Attacks", "attacks"),
+        ("Counterfactual quality", "counterfactual_quality"),
+        ("Earlier versions", "previous"),
     ):
         if card.get(key):
             lines += [

@@ -274,6 +274,11 @@ def _card(variant: Callable[..., None]) -> None:
     card("curve-value", curve, "certified_accuracy")
     card("train-time-text", {"training": {"train_time_s": "fast"}}, "train_time_s")
     card("upper-bound-text", {"lipschitz": {"upper_bound": "1"}}, "upper_bound")
+    previous = {"label": "v1", "clean_accuracy": 0.9, "certified_accuracy": {"1": 2}}
+    card("previous-curve", {"previous": [previous]}, "card.previous")
+    card("previous-object", {"previous": {"label": "v1"}}, "card.previous")
+    card("quality-nested", {"counterfactual_quality": {"a": {"b": 1}}}, "quality")
+    card("quality-inf", {"counterfactual_quality": {"a": float("inf")}}, "quality")
     nested: Any = 1
     for _ in range(40):
         nested = [nested]

@@ -14,6 +14,7 @@ from __future__ import annotations
 import io
 import json
 import re
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -556,3 +557,33 @@ def test_model_card_page_shows_bounds_and_downloads(app):
     sizes = [c for c in captions if c and c.startswith("‖δ‖ ")]
     assert len(sizes) == 8 and all(float(c.split()[1]) > 0 for c in sizes)
     assert "Mean change towards 8" in captions
+
+
+def test_card_sections_for_earlier_versions_and_quality_render(tmp_path):
+    """A card with `previous` curves and `counterfactual_quality` loads, renders
+    in CARD.md, and the certified curve draws the old version dashed."""
+    import lipnet
+    from dashboard import views
+    from lipnet.io import update_card
+
+    folder = tmp_path / "m"
+    shutil.copytree(MODELS["mnist08-hkr"], folder)
+    old = {"label": "v1 (margin 1.5)", "clean_accuracy": 0.97}
+    old["certified_accuracy"] = {"0.5": 0.8, "1.58": 0.1}
+    model = update_card(
+        folder, previous=[old], counterfactual_quality={"validity": 0.98}
+    )
+    assert model.spec["card"]["previous"][0]["label"] == "v1 (margin 1.5)"
+    text = (folder / "CARD.md").read_text()
+    assert "## Earlier versions" in text and "## Counterfactual quality" in text
+    fig = views.certified_curve_figure(
+        model.spec["card"]["metrics"]["test"]["certified_accuracy"],
+        "accuracy",
+        model.spec["card"]["previous"],
+    )
+    names = [t.name for t in fig.data]
+    assert names == ["v1 (margin 1.5)", "this model"]
+    assert fig.data[0].line.dash == "dash"
+    assert lipnet.load(folder).spec["card"]["counterfactual_quality"] == {
+        "validity": 0.98
+    }

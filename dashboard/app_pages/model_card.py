@@ -325,9 +325,33 @@ if metrics:
     )
     cert = metrics.get("certified_accuracy")
     if cert:
-        st.plotly_chart(views.certified_curve_figure(cert, kind), width="stretch")
+        previous = card.get("previous", [])
+        st.plotly_chart(
+            views.certified_curve_figure(cert, kind, previous), width="stretch"
+        )
+        if previous:
+            table(
+                [
+                    (
+                        str(e["label"]),
+                        f"clean {e['clean_accuracy']:.2%}"
+                        + (f"; {e['note']}" if e.get("note") else ""),
+                    )
+                    for e in previous
+                ],
+                "Earlier version",
+            )
 if choice.certified and len(spec.get("classes", [])) == 2:
     counterfactual_section(choice.key, spec["classes"])
+if isinstance(card.get("counterfactual_quality"), Mapping):
+    st.subheader("Counterfactual quality")
+    st.caption(
+        "Measured by bench/bench_counterfactuals.py: an independent judge (its own "
+        "network, never used to make counterfactuals) classifies the counterfactuals "
+        "and three controls; specificity is the mean cosine between the changes "
+        "(1 = one template pasted on every input)."
+    )
+    table(flatten(card["counterfactual_quality"]), "Measurement")
 if card.get("attacks"):
     st.subheader("Attacks")
     st.caption(
