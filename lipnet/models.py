@@ -113,6 +113,7 @@ def gnp(
     kernel_size: int = 3,
     activation: str = "groupsort2",
     head: str = "frobenius",
+    low_pass: int = 1,
 ) -> list[nn.Module]:
     """A gradient-norm-preserving network: stages of (2× space-to-depth →
     OrthogonalConv2d → activation)×convs_per_stage, then Flatten → Björck dense
@@ -123,9 +124,19 @@ def gnp(
     that flows back to the input then keeps norm 1 (‖∇f‖ = 1 almost
     everywhere), as the hKR transport argument needs. The first conv of a
     stage may narrow the channels (rows stay orthonormal).
+
+    `low_pass` > 1 starts with a ScaledAvgPool2d of that size: the network
+    then sees the area-averaged image, a co-isometry (rows orthonormal, so
+    the gradient keeps norm 1), and its input gradients, hence its
+    counterfactuals, are constant on low_pass × low_pass blocks: no
+    high-frequency checkerboard that a person (or a judge looking at a
+    down-sampled view) cannot see.
     """
     c, h, w = (int(v) for v in input_shape)
     layers: list[nn.Module] = []
+    if low_pass > 1:
+        layers.append(L.ScaledAvgPool2d(low_pass))
+        h, w = h // low_pass, w // low_pass
     for out in channels:
         layers.append(L.InvertibleDownSampling(2))
         c, h, w = c * 4, h // 2, w // 2

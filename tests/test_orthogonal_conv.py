@@ -125,3 +125,17 @@ def test_wrong_input_size_is_refused_before_and_after_building():
     }
     with pytest.raises(ModelFileError, match="expects inputs of"):
         check_budget(spec)
+
+
+def test_a_low_pass_gnp_network_changes_whole_blocks_and_keeps_norm_one():
+    """ScaledAvgPool2d first: still ‖∇f‖ = 1, and every gradient (so every
+    transport counterfactual) is constant on 2×2 blocks, with no checkerboard."""
+    torch.manual_seed(2)
+    model = build_model({**GNP, "low_pass": 2}, (3, 32, 32), ["no", "yes"]).eval()
+    x = torch.rand(8, 3, 32, 32, requires_grad=True)
+    (g,) = torch.autograd.grad(model(x).sum(), x)
+    assert torch.allclose(g.flatten(1).norm(dim=1), torch.ones(8), atol=1e-3)
+    blocks = g.unfold(2, 2, 2).unfold(3, 2, 2)  # (N, C, 16, 16, 2, 2)
+    spread = blocks.amax(dim=(-2, -1)) - blocks.amin(dim=(-2, -1))
+    assert float(spread.abs().max()) < 1e-6
+    assert lipschitz_upper_bound(model, model.input_shape) <= 1.0
