@@ -58,6 +58,7 @@ _LIPSCHITZ = {
     "upper_bound": _number,
     "lower_bound": _number,
     "estimate": _number,
+    "median_gradient_norm": _number,
     "sound": lambda v: isinstance(v, bool),
     "method": _text,
     "note": _text,

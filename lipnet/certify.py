@@ -363,6 +363,19 @@ def lipschitz_lower_bound(model: nn.Module, data: Tensor, steps: int = 20) -> fl
     return best
 
 
+def median_gradient_norm(model: nn.Module, data: Tensor) -> float:
+    """Median over `data` of the gradient norm of the certified quantity.
+
+    1.0 for a gradient-norm-preserving network (what the hKR transport step
+    x − f(x)·∇f(x) needs to land on the boundary); well below 1 means the
+    certificate |f|/L is loose by about that factor.
+    """
+    x = data.detach().clone().requires_grad_(True)
+    with eval_mode(model):
+        norms = _local_constants(model, x, getattr(model, "head", "lipschitz"))
+    return float(norms.detach().median())
+
+
 def _local_constants(model: nn.Module, x: Tensor, head: str) -> Tensor:
     """Per-sample gradient norm of the quantity the head certifies (differentiable)."""
     out = model(x)

@@ -52,6 +52,8 @@ def test_short_training_learns_and_writes_a_complete_folder(tiny_run):
     assert spec["card"]["lipschitz"]["sound"] is True
     assert spec["card"]["lipschitz"]["upper_bound"] <= 1 + 1e-3
     assert 0 < spec["card"]["lipschitz"]["lower_bound"] <= 1 + 1e-3
+    median = spec["card"]["lipschitz"]["median_gradient_norm"]
+    assert 0 < median <= spec["card"]["lipschitz"]["lower_bound"] + 1e-6
     assert spec["card"]["attacks"]["median_ratio_rd"] >= 1 - 1e-4
     assert spec["card"]["training"]["train_time_s"] > 0
     assert spec["card"]["reproduce"] == "python -m lipnet train tiny"
