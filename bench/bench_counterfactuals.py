@@ -24,7 +24,9 @@ For each task, a certified model (`<task>-hkr`) and its unconstrained twin
    the same measurements for the twin's changes.
 
 Prints a markdown table per task and writes every number to --out (JSON;
-tasks already there and not rerun are kept).
+tasks already there and not rerun are kept). With --update-cards, each
+measured model's card gets a `counterfactual_quality` section with these
+numbers (the weights are untouched).
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import lipnet
 from lipnet import data as D
 from lipnet.attacks.measure import LowPass, counterfactual_quality, low_pass
+from lipnet.io import update_card
 from lipnet.train import TaskData, accuracy, load_task
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -261,6 +264,39 @@ def run_task(task: str, args: argparse.Namespace, root: Path) -> dict[str, Any] 
     }
 
 
+QUALITY_KEYS = (
+    "validity",
+    "noise_validity",
+    "template_validity",
+    "flip_rate",
+    "specificity",
+    "luminance_share",
+    "high_frequency_share",
+    "mean_l2",
+)
+
+
+def card_sections(result: dict[str, Any], command: str) -> dict[str, dict[str, Any]]:
+    """The `counterfactual_quality` card section of the model and of its twin."""
+    q, judge = result["quality"], result["judge"]
+    common = {
+        "inputs": f"{q['n']} {result['inputs']}",
+        "method": f"{q['method']}, overshoot {q['overshoot']:g}",
+        "judge": f"{judge['architecture']}, seed {judge['seed']}",
+        "judge_balanced_accuracy": judge["test_balanced_accuracy"],
+        "measured_by": command,
+    }
+
+    def rounded(values: dict[str, Any]) -> dict[str, Any]:
+        return {k: round(float(values[k]), 4) for k in QUALITY_KEYS if k in values}
+
+    model = {**common, **rounded(q)}
+    if "twin_validity" in q:
+        model["twin_validity"] = round(float(q["twin_validity"]), 4)
+    twin = {**common, **rounded(q.get("twin", {}))}
+    return {result["model"]: model, result["twin"]: twin}
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--models", nargs="+", choices=list(PAIRS), default=list(PAIRS))
@@ -275,6 +311,11 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument(
         "--max-train", type=int, default=None, help="judge training images (dry runs)"
+    )
+    p.add_argument(
+        "--update-cards",
+        action="store_true",
+        help="write the numbers into each measured model's card",
     )
     args = p.parse_args()
     torch.set_num_threads(args.threads)
@@ -297,6 +338,13 @@ def main() -> None:
         out = run_task(task, args, root)
         if out is not None:
             results[task] = {**out, "settings": settings}
+            if args.update_cards:
+                command = "python bench/bench_counterfactuals.py " + " ".join(
+                    sys.argv[1:]
+                )
+                for name, section in card_sections(out, command).items():
+                    update_card(args.models_dir / name, counterfactual_quality=section)
+                    print(f"updated the card of {name}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n")
     print(f"\nwrote {args.out}")
