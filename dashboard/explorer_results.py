@@ -90,11 +90,17 @@ def certificate_metrics(v: dict, overshoot: float = 0.0) -> None:
         "change goes past the boundary on purpose). 1.00: the certificate is "
         "tight; above 1, the network needed more than r.",
     )
-    if scale > 1 and flipped and radius is not None:
+
+
+def overshoot_note(v: dict, overshoot: float) -> None:
+    """Below the views: why the change is larger than r when it overshoots."""
+    radius = v["radius"]
+    if overshoot > 0.05 and v["flipped"] and radius is not None:
         st.caption(
             f"Overshoot {overshoot:g}: the change goes past the boundary on purpose. "
             f"A tight certificate predicts a size of (1 + {overshoot:g})·r = "
-            f"{scale * radius:.3f}; set the overshoot to 0 for the smallest flip."
+            f"{(1 + overshoot) * radius:.3f}; set the overshoot to 0 for the "
+            "smallest flip."
         )
 
 

@@ -99,6 +99,7 @@ def main() -> None:
         st.subheader(v["headline"], anchor=False)
         show.certificate_metrics(v, float(params.get("overshoot", 0.0)))
         show.show_views(v)
+        show.overshoot_note(v, float(params.get("overshoot", 0.0)))
         show.certificate_verdict(v, choice.certified)
         show.familiarity(choice.key, x_np)
         left, right = st.columns(2)
