@@ -39,6 +39,22 @@ def _head(kind: str, width: int, n_out: int) -> nn.Module:
     raise ValueError(f"unknown head {kind!r}; choose 'frobenius' or 'spectral'")
 
 
+def _dense_tail(
+    layers: list[nn.Module],
+    fan_in: int,
+    widths: Sequence[int],
+    activation: str,
+    head: str,
+    n_out: int,
+) -> list[nn.Module]:
+    """Flatten the feature maps, then Björck dense layers and the head."""
+    layers = [*layers, L.Flatten()]
+    for width in widths:
+        layers += [L.SpectralLinear(fan_in, width), _activation(activation)]
+        fan_in = width
+    return [*layers, _head(head, fan_in, n_out)]
+
+
 def dense(
     input_shape: Sequence[int],
     n_out: int,
@@ -96,12 +112,7 @@ def conv(
         else:
             raise ValueError(f"unknown pool {pool!r}")
         h, w = h // 2, w // 2
-    layers.append(L.Flatten())
-    fan_in = c * h * w
-    for width in widths:
-        layers += [L.SpectralLinear(fan_in, width), _activation(activation)]
-        fan_in = width
-    return [*layers, _head(head, fan_in, n_out)]
+    return _dense_tail(layers, c * h * w, widths, activation, head, n_out)
 
 
 def gnp(
@@ -146,12 +157,7 @@ def gnp(
                 _activation(activation),
             ]
             c = out
-    layers.append(L.Flatten())
-    fan_in = c * h * w
-    for width in widths:
-        layers += [L.SpectralLinear(fan_in, width), _activation(activation)]
-        fan_in = width
-    return [*layers, _head(head, fan_in, n_out)]
+    return _dense_tail(layers, c * h * w, widths, activation, head, n_out)
 
 
 def plain_dense(
