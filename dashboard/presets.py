@@ -44,9 +44,20 @@ PRESETS = (
         {
             "source": "Grace Hopper (built-in face)",
             "method": "transport",
-            "overshoot": 3.0,
+            "overshoot": 1.0,
             "step_size": 1.0,
-            "amplify": 2,
+            "amplify": 3,
+        },
+    ),
+    Preset(
+        "Take off Grace Hopper's glasses",
+        "eyeglasses-hkr",
+        {
+            "source": "Grace Hopper (built-in face)",
+            "method": "transport",
+            "overshoot": 1.0,
+            "step_size": 1.0,
+            "amplify": 3,
         },
     ),
     Preset(

@@ -13,6 +13,8 @@ from .data.celeba import celeba_example_attributes, celeba_example_count
 from .io import SPEC_FILE, parse_spec
 
 MODELS_DIR = Path(__file__).resolve().parents[1] / "assets" / "models"
+DEFAULT_MODEL = "mnist08-hkr"
+"""The model the dashboard opens on when it is shipped."""
 
 
 def models_dir() -> Path:
@@ -21,14 +23,18 @@ def models_dir() -> Path:
 
 
 def list_models(root: str | Path | None = None) -> dict[str, Path]:
-    """Shipped model folders by name, certified models first."""
+    """Shipped model folders by name: the demo's first model (`DEFAULT_MODEL`,
+    0 → 8) first, then certified models, then their baselines."""
     root = Path(root) if root is not None else models_dir()
     found = {}
     for folder in sorted(root.iterdir()) if root.is_dir() else []:
         if (folder / SPEC_FILE).is_file():
             found[folder.name] = folder
     return dict(
-        sorted(found.items(), key=lambda kv: (kv[0].endswith("baseline"), kv[0]))
+        sorted(
+            found.items(),
+            key=lambda kv: (kv[0] != DEFAULT_MODEL, kv[0].endswith("baseline"), kv[0]),
+        )
     )
 
 
