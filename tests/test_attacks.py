@@ -67,7 +67,8 @@ STRENGTH = {
         "pgd_search": {"eps_max": 4.0, "search_steps": 6, "pgd_steps": 20},
     },
     "moustache-baseline": {
-        "pgd": {"eps": 1.0, "steps": 30},
+        # Its median smallest flip is 0.40; one face in 50 needs just over 1.
+        "pgd": {"eps": 1.5, "steps": 30},
         "fmn": {"steps": 50},
     },
 }
