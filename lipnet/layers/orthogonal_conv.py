@@ -12,12 +12,9 @@ from torch import Tensor, nn
 
 from ..constraints import cayley
 from .base import LipschitzLayer
+from .conv import _pair
 
 FLOAT_MARGIN = 1e-5
-
-
-def _pair(v: int | Sequence[int]) -> tuple[int, int]:
-    return (int(v), int(v)) if isinstance(v, int) else (int(v[0]), int(v[1]))
 
 
 class OrthogonalConv2d(nn.Module, LipschitzLayer):
