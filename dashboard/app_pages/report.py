@@ -39,8 +39,8 @@ st.markdown(
 choice = state.current()
 default_n = 200 if choice.spec["input_shape"][0] == 1 else 40
 # The slider goes as far as the data folder's test set for this task: faces
-# alternate positives and negatives, so they end with the rarer class (78
-# moustaches in the shared data's test split: 156 images).
+# alternate positives and negatives, so they end with the rarer class (134
+# moustaches in the shared data's test split: 268 images).
 have = slices.available(choice.key)
 most = 1000 if have is None else max(1, min(1000, have))
 if st.session_state.get("report_n", 0) > most:
