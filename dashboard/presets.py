@@ -50,17 +50,6 @@ PRESETS = (
         },
     ),
     Preset(
-        "Take off Grace Hopper's glasses",
-        "eyeglasses-hkr",
-        {
-            "source": "Grace Hopper (built-in face)",
-            "method": "transport",
-            "overshoot": 1.0,
-            "step_size": 1.0,
-            "amplify": 3,
-        },
-    ),
-    Preset(
         "Turn a 7 into a 1",
         "mnist10-hkr",
         {

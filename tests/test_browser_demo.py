@@ -46,7 +46,6 @@ PRESETS = [  # label, model, headline (class names: "mustache" or "moustache")
     ("Turn a 0 into an 8", "mnist08-hkr", r"^0 → 8 \(flipped\)\s*$"),
     ("Give Grace Hopper a moustache", "moustache-hkr", r"mou?stache \(flipped\)\s*$"),
     ("Turn a 7 into a 1", "mnist10-hkr", r"^7 → 1 \(flipped\)\s*$"),
-    ("Take off Grace Hopper's glasses", "eyeglasses-hkr", r"no eyeglasses \(flipped\)"),
 ]
 
 # Set before an action: becomes true once the app's script state changes,

@@ -45,11 +45,6 @@ def headline(at: AppTest) -> str:
     [
         ("Turn a 0 into an 8", "mnist08-hkr", "0 → 8 (flipped)"),
         ("Turn a 7 into a 1", "mnist10-hkr", "7 → 1 (flipped)"),
-        (
-            "Take off Grace Hopper's glasses",
-            "eyeglasses-hkr",
-            "no eyeglasses (flipped)",
-        ),
         ("Give Grace Hopper a moustache", "moustache-hkr", "moustache (flipped)"),
     ],
 )
