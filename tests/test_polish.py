@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 from streamlit.testing.v1 import AppTest
+from test_dashboard import check
 
 import lipnet
 from dashboard import svg_charts
@@ -22,15 +23,6 @@ ROOT = Path(__file__).resolve().parents[1]
 APP = ROOT / "dashboard" / "app.py"
 SVG = "{http://www.w3.org/2000/svg}"
 TIMEOUT = 120
-
-
-def check(at: AppTest) -> AppTest:
-    assert not at.exception, "the app raised:\n" + "\n\n".join(
-        f"{e.message}\n{''.join(e.stack_trace)}" for e in at.exception
-    )
-    failed = [e.value for e in at.error if "Something went wrong" in e.value]
-    assert not failed, "a page failed"
-    return at
 
 
 def page(name: str, model: str | None = None) -> AppTest:

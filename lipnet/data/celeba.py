@@ -311,7 +311,8 @@ def _celeba_index(
             f"unknown CelebA attribute {attribute!r}; valid ones: {', '.join(attrs)}"
         )
     where: dict[str, Path] = {}
-    for name in _folders(image_folders):
+    folders = _folders(image_folders)
+    for name in folders:
         folder = root / name
         if not folder.is_dir():
             raise FileNotFoundError(f"CelebA image folder {folder} does not exist")
@@ -323,7 +324,7 @@ def _celeba_index(
     if not keep:
         raise ValueError(
             f"none of the images listed in the attribute file are in "
-            f"{', '.join(str(root / f) for f in _folders(image_folders))}"
+            f"{', '.join(str(root / f) for f in folders)}"
         )
     order = sorted(keep, key=lambda i: names[i])
     column = list(attrs).index(attribute)
