@@ -30,8 +30,12 @@ MAX_FFT_ENTRIES = 8_000_000
 """Complex entries of one convolution's kernel spectrum (its norm is an FFT)."""
 MAX_FORWARD_MACS = 1_000_000_000
 """Multiply-adds of one forward pass for one input."""
-MAX_BUILD_FLOPS = 100_000_000_000
-"""Floating-point work to build the constrained weights (Björck, FFT norms)."""
+MAX_BUILD_FLOPS = 30_000_000_000
+"""Floating-point work to build and measure the weights (Björck, AOL Gram
+matrices, FFT norms, eigenvalues, the rounding profile): a few CPU seconds."""
+MAX_BUILD_BYTES = 256_000_000
+"""The largest temporary one layer needs while it is built or measured (an
+AOL Gram matrix, a convolution's unfolded kernel, a spectrum)."""
 BJORCK_STEPS = 15
 
 _LINEAR = {"SpectralLinear", "AOLLinear", "FrobeniusLinear", "Linear"}
@@ -54,6 +58,11 @@ class Budget:
     forward_macs: int = 0
     build_flops: int = 0
     largest_fft: int = 0
+    build_bytes: int = 0
+
+    def temporary(self, nbytes: int) -> None:
+        """Record a temporary buffer of `nbytes` that building a layer needs."""
+        self.build_bytes = max(self.build_bytes, int(nbytes))
 
     @property
     def outputs(self) -> int:
@@ -98,6 +107,7 @@ def check_budget(spec: Mapping[str, Any]) -> Budget:
         ("MAX_FORWARD_MACS", budget.forward_macs, MAX_FORWARD_MACS),
         ("MAX_BUILD_FLOPS", budget.build_flops, MAX_BUILD_FLOPS),
         ("MAX_FFT_ENTRIES", budget.largest_fft, MAX_FFT_ENTRIES),
+        ("MAX_BUILD_BYTES", budget.build_bytes, MAX_BUILD_BYTES),
     ):
         if value > limit:
             raise ModelFileError(
@@ -150,8 +160,15 @@ def _linear(
         n_in * n_out + n_out + (n_in if kind == "SpectralLinear" else 0)
     )
     budget.forward_macs += n_in * n_out
+    small = min(n_in, n_out)
+    # The rigorous bound: the smaller Gram matrix and its eigenvalues, in float64.
+    budget.build_flops += 2 * n_in * n_out * small + 10 * small**3
+    budget.temporary(3 * 8 * small * small)
     if kind == "SpectralLinear":
         budget.build_flops += _bjorck_flops(n_out, n_in)
+    if kind == "AOLLinear":  # WᵀW: an in × in Gram matrix, and its |·| row sums
+        budget.build_flops += 2 * n_in * n_in * n_out
+        budget.temporary(3 * 4 * n_in * n_in)
     return torch.empty(1, n_out, device="meta")
 
 
@@ -185,6 +202,11 @@ def _conv(
     # The rigorous upper bound at load measures every convolution at its real size.
     budget.largest_fft = max(budget.largest_fft, _fft_entries(a, (h, w)))
     budget.build_flops += _fft_flops(a, (h, w))
+    if kind == "AOLConv2d":
+        # Σ|KᵀK| over offsets: the kernel convolved with itself, unfolded.
+        offsets = (2 * kh - 1) * (2 * kw - 1)
+        budget.build_flops += 2 * cin * cin * cout * kh * kw * offsets
+        budget.temporary(4 * cin * cout * kh * kw * offsets)
     weight = torch.empty(cout, cin, kh, kw, device="meta")
     y = F.conv2d(x, weight, stride=stride, padding=(ph, pw))
     spectral = cin * kh * kw if kind == "SpectralConv2d" else 0
@@ -210,6 +232,9 @@ def _orthogonal(a: Mapping[str, Any], x: torch.Tensor, budget: Budget) -> torch.
     small, large = min(cin, cout), max(cin, cout)
     budget.largest_fft = max(budget.largest_fft, cout * cin * freqs)
     budget.build_flops += 8 * freqs * (small**3 + 2 * large * small**2)
+    # The rounding profile's impulse response: the layer applied to cin impulses.
+    budget.build_flops += cin * (8 * freqs * cin * cout + 20 * (cin + cout) * ih * iw)
+    budget.temporary(16 * cout * cin * ih * iw)
     budget.parameters += cout * cin * kh * kw + 1 + cout
     budget.forward_macs += 4 * freqs * cin * cout + 10 * (cin + cout) * ih * iw
     return torch.empty(1, cout, ih, iw, device="meta")

@@ -59,6 +59,8 @@ _LIPSCHITZ = {
     "lower_bound": _number,
     "estimate": _number,
     "median_gradient_norm": _number,
+    "rounding_bound": _number,
+    "rounding_bound_float32": _number,
     "sound": lambda v: isinstance(v, bool),
     "method": _text,
     "note": _text,
@@ -181,6 +183,12 @@ def render_card(spec: Mapping[str, Any]) -> str:
         f"| head | {spec.get('head')} |",
         f"| certified | {certified} |",
     ]
+    rounding = (card.get("lipschitz") or {}).get("rounding_bound")
+    if rounding is not None:
+        lines.append(
+            f"| rounding bound (float64, any score in the pixel box) | {rounding:g}, "
+            "taken off every certified radius |"
+        )
     layers = ", ".join(e["type"] for e in spec.get("layers", []))
     lines += ["", "## Architecture", "", layers, ""]
     for title, key in (

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
@@ -29,6 +30,13 @@ from .layers import (
     ScaledL2NormPool2d,
     eval_mode,
 )
+from .rounding import (
+    RoundingProfile,
+    ball_error,
+    forward_with_norms,
+    rounding_profile,
+    unit_roundoff,
+)
 
 UNSOUND_TOLERANCE = 1e-3
 POWER_ITER_TOL = 1e-7
@@ -41,7 +49,10 @@ class NoCertificateError(ValueError):
 
 
 def certificate_params(model: nn.Module) -> tuple[float, str]:
-    """(Lipschitz constant, head type) of a certified model, or NoCertificateError."""
+    """(declared Lipschitz constant, head type) of a certified model.
+
+    Raises NoCertificateError for a model that declares no bound.
+    """
     lip = getattr(model, "lipschitz_constant", None)
     head = getattr(model, "head", None)
     if lip is None or head not in HEAD_FACTORS:
@@ -51,27 +62,94 @@ def certificate_params(model: nn.Module) -> tuple[float, str]:
     return float(lip), head
 
 
+@dataclass(frozen=True)
+class CertificateContext:
+    """What every certificate of one model needs, measured once per parameters.
+
+    `lipschitz` is the larger of the declared constant and the rigorous upper
+    bound, rounded up: no tolerance can make a radius grow. `rounding` bounds
+    what the machine's arithmetic adds (`lipnet.rounding`); `prefix[k]` is the
+    product of the constants of the layers before layer k.
+    """
+
+    lipschitz: float
+    declared: float
+    upper: float
+    head: str
+    rounding: RoundingProfile
+    prefix: tuple[float, ...]
+
+    @property
+    def divisor(self) -> float:
+        """What the margin is divided by: c·L (c = 1, √2 or 2 by head)."""
+        return HEAD_FACTORS[self.head] * self.lipschitz
+
+    @property
+    def error_factor(self) -> float:
+        """How many output-error bounds the margin loses (at x and at x')."""
+        return 2.0 if self.head == "binary" else 4.0
+
+
+def certificate_context(
+    model: nn.Module, input_shape: Sequence[int] | None = None
+) -> CertificateContext:
+    """The model's certificate context, cached until its parameters change.
+
+    Raises NoCertificateError for a model without a declared bound, and
+    TypeError for a layer without a bound or a rounding model.
+    """
+    declared, head = certificate_params(model)
+    shape = tuple(getattr(model, "input_shape", None) or input_shape or ())
+    if not shape:
+        raise ValueError("a certificate needs the model's input shape")
+    key = (shape, _fingerprint(model))
+    cached = getattr(model, "_certificate_context", None)
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    norms = [norm for _, norm in layer_norms(model, shape)]
+    upper = math.prod(norms)
+    lipschitz = math.nextafter(max(declared, upper), math.inf)
+    prefix = tuple(math.prod(norms[:k]) for k in range(len(norms)))
+    profile = rounding_profile(model, shape, norms)
+    context = CertificateContext(lipschitz, declared, upper, head, profile, prefix)
+    object.__setattr__(model, "_certificate_context", (key, context))
+    return context
+
+
+def _fingerprint(model: nn.Module) -> tuple:
+    """Identifies the current parameters and buffers (storage and version)."""
+    tensors = [*model.parameters(), *model.buffers()]
+    return tuple((t._version, t.data_ptr(), t.dtype) for t in tensors)
+
+
 def radius_from_outputs(
-    outputs: Tensor, lipschitz: float, head: str, labels: Tensor | None = None
+    outputs: Tensor,
+    lipschitz: float,
+    head: str,
+    labels: Tensor | None = None,
+    error: Tensor | float = 0.0,
 ) -> Tensor:
     """Certified L2 radius from model outputs (no forward pass).
 
-    Binary (one output, positive means class 1): |f| / L. Multiclass:
-    (f_top − f_second) / (√2·L) for a network L-Lipschitz as a whole, or
-    / (2·L) for independently L-Lipschitz output neurons. With `labels`, a
-    misclassified sample gets radius 0.
+    Binary (one output, positive means class 1): (|f| − 2e) / L. Multiclass:
+    (f_top − f_second − 4e) / (√2·L) for a network L-Lipschitz as a whole, or
+    / (2·L) for independently L-Lipschitz output neurons, where `e` bounds
+    each output's rounding error (`lipnet.rounding`; 0 for exact
+    arithmetic). With `labels`, a misclassified sample gets radius 0; so does
+    a sample whose outputs or error bound are not finite.
     """
     if head not in HEAD_FACTORS:
         raise NoCertificateError(f"no certificate for head type {head!r}")
     if not math.isfinite(lipschitz) or lipschitz <= 0:
         raise ValueError(f"invalid Lipschitz constant {lipschitz}")
-    outputs = outputs.detach()
+    dtype = outputs.dtype if outputs.is_floating_point() else torch.float64
+    outputs = outputs.detach().double()
     if head == "binary":
         f = outputs.reshape(outputs.shape[0], -1)
         if f.shape[1] != 1:
             raise ValueError(f"a binary head has one output, got {f.shape[1]}")
         f = f[:, 0]
-        radius = f.abs() / lipschitz
+        margin, lost = f.abs(), 2.0
         predicted = (f > 0).long()
     else:
         if outputs.dim() != 2 or outputs.shape[1] < 2:
@@ -79,12 +157,24 @@ def radius_from_outputs(
                 f"multiclass outputs must be (N, C≥2), got {outputs.shape}"
             )
         top2 = outputs.topk(2, dim=1).values
-        radius = (top2[:, 0] - top2[:, 1]) / (HEAD_FACTORS[head] * lipschitz)
+        margin, lost = top2[:, 0] - top2[:, 1], 4.0
         predicted = outputs.argmax(dim=1)
+    error = torch.as_tensor(error, dtype=torch.float64).to(margin.device)
+    radius = (margin - lost * error) / (HEAD_FACTORS[head] * lipschitz)
+    # Division rounds to nearest: one step down keeps the radius a lower bound.
+    radius = torch.nextafter(radius, torch.zeros_like(radius)).clamp_min(0.0)
+    ok = torch.isfinite(radius) & torch.isfinite(outputs).all(dim=1)
     if labels is not None:
         labels = _as_class_index(labels, head)
-        radius = torch.where(predicted == labels.to(predicted.device), radius, 0.0)
-    return radius
+        ok = ok & (predicted == labels.to(predicted.device))
+    return _round_down(torch.where(ok, radius, torch.zeros_like(radius)), dtype)
+
+
+def _round_down(value: Tensor, dtype: torch.dtype) -> Tensor:
+    """`value` (float64) in `dtype`, never rounded up (a radius stays a lower bound)."""
+    low = value.to(dtype)
+    above = low.double() > value
+    return torch.where(above, torch.nextafter(low, torch.zeros_like(low)), low)
 
 
 def _as_class_index(labels: Tensor, head: str) -> Tensor:
@@ -95,19 +185,97 @@ def _as_class_index(labels: Tensor, head: str) -> Tensor:
     return labels.long()
 
 
+def outputs_and_radius(
+    model: nn.Module, x: Tensor, labels: Tensor | None = None
+) -> tuple[Tensor, Tensor]:
+    """The model's outputs on `x` and one certified radius per sample.
+
+    The radius holds for the function the machine computes: the rounding
+    bound over the whole ball (`lipnet.rounding.ball_error`) is taken off the
+    margin, and L is the larger of the declared and measured constants.
+    """
+    with eval_mode(model):
+        context = certificate_context(model, tuple(x.shape[1:]))
+        out, hidden = forward_with_norms(model, x)
+    flat = out.detach().double().reshape(out.shape[0], -1)
+    if context.head == "binary":
+        margin = flat[:, 0].abs()
+    else:
+        top2 = flat.topk(2, dim=1).values
+        margin = top2[:, 0] - top2[:, 1]
+    nominal = (margin / context.divisor).nan_to_num(0.0, 0.0, 0.0)
+    error = ball_error(context.rounding, hidden, context.prefix, nominal)
+    # The caller gets the scores in x's type: each is rounded once more, by
+    # at most u·|score| + the smallest normal number, at x and anywhere in
+    # the ball (where a score grows by at most 2e + c·L·r).
+    dtype = x.dtype if x.is_floating_point() else out.dtype
+    if dtype != out.dtype:
+        u, tiny = unit_roundoff(dtype), torch.finfo(dtype).tiny
+        largest = flat.abs().amax(dim=1)
+        error = error + u * (largest + 2 * error + context.divisor * nominal) + tiny
+    radius = radius_from_outputs(out, context.lipschitz, context.head, labels, error)
+    return out.to(dtype), _round_down(radius, dtype)
+
+
 def certified_radius(
     model: nn.Module, x: Tensor, labels: Tensor | None = None
 ) -> Tensor:
     """One certified L2 radius per sample of `x` (N, ...), from one forward pass.
 
-    No perturbation of L2 norm smaller than the radius can change the model's
-    decision. With `labels`, misclassified samples get 0. Raises
-    NoCertificateError for a model without a declared Lipschitz bound.
+    No perturbation of L2 norm smaller than the radius can change the
+    decision the model computes, rounding included. With `labels`,
+    misclassified samples get 0. Raises NoCertificateError for a model
+    without a declared Lipschitz bound.
     """
-    lip, head = certificate_params(model)
-    with torch.no_grad():
-        out = model(x)
-    return radius_from_outputs(out, lip, head, labels)
+    return outputs_and_radius(model, x, labels)[1]
+
+
+def box_rounding(model: nn.Module, probes: int = 8) -> dict[str, Any]:
+    """The rounding bound over the whole pixel box [0, 1]^d, and a finiteness probe.
+
+    The box lies in the ball of radius √d/2 around its centre, so the ball's
+    rounding bound (`lipnet.rounding.ball_error`) covers every image. Returns
+    `score_error` (that bound, in the model's arithmetic), `score_error_float32`
+    (the same network computed in float32) and `finite` (every probe — the
+    centre, the corners 0 and 1, and random images — gave finite outputs and
+    the bound is finite).
+    """
+    context = certificate_context(model)
+    shape = tuple(model.input_shape)
+    gen = torch.Generator().manual_seed(0)
+    x = torch.cat(
+        (
+            torch.full((1, *shape), 0.5),
+            torch.zeros(1, *shape),
+            torch.ones(1, *shape),
+            torch.rand((probes, *shape), generator=gen),
+        )
+    )
+    with eval_mode(model):
+        out, hidden = forward_with_norms(model, x)
+    radius = torch.full_like(hidden[0], math.sqrt(math.prod(shape)) / 2)
+    centre = [h[:1] for h in hidden]
+    error = ball_error(context.rounding, centre, context.prefix, radius[:1])
+    as32 = replace(
+        context.rounding,
+        unit=unit_roundoff(torch.float32),
+        largest=torch.finfo(torch.float32).max,
+    )
+    error32 = ball_error(as32, centre, context.prefix, radius[:1])
+    return {
+        "score_error": float(error[0]),
+        "score_error_float32": float(error32[0]),
+        "finite": bool(torch.isfinite(out).all()) and math.isfinite(error[0]),
+    }
+
+
+def rounding_error(model: nn.Module, x: Tensor) -> Tensor:
+    """Per sample, the bound on the score's rounding error at x (no ball)."""
+    with eval_mode(model):
+        context = certificate_context(model, tuple(x.shape[1:]))
+        _, hidden = forward_with_norms(model, x)
+    zero = torch.zeros_like(hidden[0])
+    return ball_error(context.rounding, hidden, context.prefix, zero)
 
 
 def _batches(data: Any) -> Iterable[tuple[Tensor, Tensor]]:
@@ -131,14 +299,11 @@ def certified_accuracy(
     (x, y) pair). With `balanced`, the per-class rates are averaged (for
     imbalanced tasks such as CelebA moustaches).
     """
-    lip, head = certificate_params(model)
+    _, head = certificate_params(model)
     radii, classes = [], []
-    with eval_mode(model):
-        for x, y in _batches(loader):
-            with torch.no_grad():
-                out = model(x)
-            radii.append(radius_from_outputs(out, lip, head, y).cpu())
-            classes.append(_as_class_index(y, head).cpu())
+    for x, y in _batches(loader):
+        radii.append(certified_radius(model, x, y).cpu())
+        classes.append(_as_class_index(y, head).cpu())
     r, c = torch.cat(radii), torch.cat(classes)
     return {float(eps): _rate(r, c, eps, balanced) for eps in eps_list}
 
@@ -354,10 +519,13 @@ def lipschitz_lower_bound(model: nn.Module, data: Tensor, steps: int = 20) -> fl
         for _ in range(max(steps, 1)):
             norms = _local_constants(model, x, head)
             best = max(best, float(norms.detach().max()))
+            grad = None
             if norms.requires_grad:  # gradient for x only: the model is untouched
-                (x.grad,) = torch.autograd.grad(-norms.sum(), x)
+                (grad,) = torch.autograd.grad(-norms.sum(), x, allow_unused=True)
+            if grad is not None:
+                x.grad = grad
                 opt.step()
-            else:  # piecewise-linear network: the gradient is locally constant
+            else:  # piecewise-linear or affine: the gradient is locally constant
                 with torch.no_grad():
                     x.add_(0.05 * torch.randn(x.shape, generator=gen).to(x))
     return best

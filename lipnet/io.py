@@ -28,10 +28,16 @@ from torch import nn
 from . import layers as L
 from .budget import MAX_OUTPUTS, check_budget
 from .card import check_card, for_upload, render_card
-from .certify import UNSOUND_TOLERANCE, lipschitz_upper_bound, within_bound
+from .certify import (
+    UNSOUND_TOLERANCE,
+    box_rounding,
+    certificate_context,
+    within_bound,
+)
 from .errors import ModelFileError
 from .layers import eval_mode
 from .ood import calibration_problem
+from .precision import to_float64
 from .registry import REGISTRY, check_layer, layer_spec
 
 __all__ = [
@@ -63,6 +69,8 @@ MAX_BUILD_SECONDS = 60.0
 A backstop behind the budget's work limits (shipped models take under 2 s).
 CPU time, not wall time, so a busy server never refuses a sound model.
 """
+MAX_ROUNDING_RADIUS = 1e-4
+"""The most of a certified radius that rounding may take anywhere in the box."""
 NAME_PATTERN = re.compile(r"[A-Za-z0-9._-]{1,64}")
 """A model's name: never a path (no separators), so it can name a download."""
 NAME_RULE = "1 to 64 characters from A-Z, a-z, 0-9, '.', '_' and '-', not only dots"
@@ -123,7 +131,9 @@ def save(
     folder.mkdir(parents=True, exist_ok=True)
     spec = model_spec(model)
     spec["name"] = name
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    state = {
+        k: v.detach().cpu().float().contiguous() for k, v in model.state_dict().items()
+    }
     blob = save_safetensors(state, metadata={"format": FORMAT})
     spec["weights"] = {
         "file": WEIGHTS_FILE,
@@ -208,6 +218,8 @@ def from_bytes(spec_bytes: bytes, weights_bytes: bytes) -> L.LipSequential:
     _check_state(model, state)
     model.load_state_dict(state, strict=True)
     model.eval()
+    if model.head != "none":  # certificates are for float64 arithmetic
+        to_float64(model)
     with torch.no_grad():  # builds the eval-mode weight caches once, up front
         model(torch.zeros(1, *spec["input_shape"]))
     model.spec = spec
@@ -232,10 +244,13 @@ def load_upload(spec_bytes: bytes, weights_bytes: bytes) -> L.LipSequential:
 
 
 def _verify(model: L.LipSequential) -> dict[str, Any]:
-    """Measure a certified model's Lipschitz constant; refuse it if it lies.
+    """Measure a certified model's Lipschitz constant and rounding; refuse a liar.
 
     A model of plain layers that declares a measured constant is certified
-    here (`LipSequential.check_measured`), or refused.
+    here (`LipSequential.check_measured`), or refused. Then the pixel box is
+    probed (`lipnet.certify.box_rounding`): a model with a non-finite output
+    there, or whose rounding error could cost more than MAX_ROUNDING_RADIUS of
+    a radius, is refused.
     """
     if model.head == "none":
         return {"declared": None, "sound": False}
@@ -243,17 +258,44 @@ def _verify(model: L.LipSequential) -> dict[str, Any]:
         if model.measured_lipschitz is not None:
             model.check_measured(UNSOUND_TOLERANCE)
         declared = model.lipschitz_constant
-        upper = lipschitz_upper_bound(model, model.input_shape)
+        context = certificate_context(model)
+        rounding = box_rounding(model)
     except (RuntimeError, ValueError, TypeError) as e:
         raise ModelFileError(
             f"the Lipschitz bound cannot be measured or is too large: {e}"
         ) from None
+    upper = context.upper
     if not within_bound(upper, declared):
         raise ModelFileError(
             f"the model declares a Lipschitz constant of {declared:g}, but its "
             f"layers measure up to {upper:.6g}: its certificates would be wrong"
         )
-    return {"declared": declared, "upper_bound": upper, "sound": True}
+    _check_rounding(rounding, context.divisor)
+    return {
+        "declared": declared,
+        "upper_bound": upper,
+        "lipschitz": context.lipschitz,
+        "rounding_bound": rounding["score_error"],
+        "sound": True,
+    }
+
+
+def _check_rounding(rounding: Mapping[str, float], divisor: float) -> None:
+    """Refuse a model whose outputs overflow or whose rounding drowns its radii."""
+    if not rounding["finite"]:
+        raise ModelFileError(
+            "the model's outputs are not finite on some inputs in the pixel box "
+            "(an overflow or NaN): it has no certificate to give"
+        )
+    lost = rounding["score_error"] / divisor
+    if not lost <= MAX_ROUNDING_RADIUS:
+        raise ModelFileError(
+            "floating-point rounding could change this model's scores by up to "
+            f"{rounding['score_error']:.3g} inside the pixel box, i.e. "
+            f"{lost:.3g} of every certified radius (over the {MAX_ROUNDING_RADIUS:g}"
+            " limit): its certificates would be dominated by rounding error "
+            "(cancelling large biases or huge gains do this)"
+        )
 
 
 def _check_time(started: float, what: str) -> None:

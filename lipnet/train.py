@@ -8,6 +8,7 @@ model folder whose card records all of it and the command to reproduce it.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import math
 import platform
@@ -26,6 +27,7 @@ from . import data as D
 from . import distributed as dist
 from .attacks.measure import attack_report
 from .certify import (
+    box_rounding,
     certified_accuracy,
     lipschitz_estimate,
     lipschitz_lower_bound,
@@ -37,6 +39,7 @@ from .io import save
 from .layers import LipSequential
 from .losses import HKRLoss, HKRMarginLoss, HKRMulticlassLoss
 from .models import build_model
+from .precision import to_float64
 
 EPS_GRID = (0.0, 0.25, 0.5, 1.0, 1.58, 2.0, 3.0)
 SUBSET = 500  # the card also records the first 500 test images, for quick checks
@@ -263,11 +266,18 @@ def evaluate(
     if model.head == "none":
         metrics["certified_accuracy"] = None
         return metrics
+    # Certified as it will be loaded: in float64, with the weights as trained.
+    shipped = to_float64(copy.deepcopy(model)) if _is_float32(model) else model
     cert = certified_accuracy(
-        model, (x, y), [e for e in eps_list if e > 0], balanced=balanced
+        shipped, (x, y), [e for e in eps_list if e > 0], balanced=balanced
     )
     metrics["certified_accuracy"] = {f"{e:g}": round(v, 4) for e, v in cert.items()}
     return metrics
+
+
+def _is_float32(model: nn.Module) -> bool:
+    p = next(model.parameters(), None)
+    return p is not None and p.dtype == torch.float32
 
 
 def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
@@ -437,11 +447,25 @@ def lipschitz_report(model: LipSequential, x: Tensor) -> dict[str, Any]:
         / 1e6,
         "median_gradient_norm": round(median_gradient_norm(model, x[:256]), 4),
         "sound": within_bound(upper, declared),
+        **rounding_report(model),
         "method": "upper: product of exact per-layer norms at the real input size "
         "(dense: top eigenvalue of the Gram matrix; conv: FFT norm on the torus that "
         "embeds it; float64), rounded up; estimate: power iteration (tol 1e-7), "
         "from below; lower: largest input-gradient norm found on 64 test images; "
-        "median gradient norm: on 256 test images (1 = gradient-norm preserving)",
+        "median gradient norm: on 256 test images (1 = gradient-norm preserving); "
+        "rounding bound: the most floating-point rounding can change a score "
+        "anywhere in the pixel box, in float64 as loaded (taken off every radius) "
+        "and in float32 for comparison, rounded up",
+    }
+
+
+def rounding_report(model: LipSequential) -> dict[str, float]:
+    """The card's rounding bounds: float64 as loaded, and float32 for comparison."""
+    shipped = to_float64(copy.deepcopy(model)) if _is_float32(model) else model
+    box = box_rounding(shipped)
+    return {
+        "rounding_bound": float(f"{box['score_error'] * (1 + 1e-3):.3g}"),
+        "rounding_bound_float32": float(f"{box['score_error_float32'] * 1.001:.3g}"),
     }
 
 

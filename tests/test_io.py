@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import pickle
@@ -14,6 +15,7 @@ from torch import nn
 
 import lipnet
 from lipnet.io import ModelFileError
+from lipnet.precision import to_float64
 
 
 def conv_model() -> lipnet.LipSequential:
@@ -79,9 +81,16 @@ def test_certificates_survive_the_round_trip(saved):
     model, folder = saved
     x = torch.rand(8, 1, 28, 28)
     loaded = lipnet.load(folder)
+    # A loaded certified model computes in float64 with the weights it was
+    # trained with: the same certificates as the in-memory model in float64.
+    same = to_float64(copy.deepcopy(model))
+    assert loaded.lipschitz_check["rounding_bound"] < 1e-9
     assert torch.allclose(
-        lipnet.certified_radius(loaded, x), lipnet.certified_radius(model, x), atol=1e-6
+        lipnet.certified_radius(loaded, x), lipnet.certified_radius(same, x), atol=1e-6
     )
+    # In float32 the in-memory model's radii lose the float32 rounding bound.
+    float32 = lipnet.certified_radius(model, x)
+    assert (float32 <= lipnet.certified_radius(loaded, x) + 1e-6).all()
 
 
 def test_unconstrained_model_round_trip(tmp_path):
@@ -286,8 +295,9 @@ def test_export_folder_round_trip(saved, tmp_path):
     x = torch.rand(4, 1, 28, 28)
     with torch.no_grad():
         assert torch.allclose(plain(x), model(x), atol=1e-5)
+    same = to_float64(copy.deepcopy(model))
     assert torch.allclose(
-        lipnet.certified_radius(plain, x), lipnet.certified_radius(model, x), atol=1e-5
+        lipnet.certified_radius(plain, x), lipnet.certified_radius(same, x), atol=1e-5
     )
     blob = zip_folder(out)
     assert blob[:2] == b"PK" and b"spec.json" in blob

@@ -27,7 +27,7 @@ from .common import (
     check_inputs,
     check_positive,
     check_target,
-    margin,
+    flipped,
     predictions,
 )
 from .gradient import fgsm, pgd
@@ -119,7 +119,7 @@ def counterfactual(
             after = model(x_adv)
         tracker.record(x_adv, after)
     elapsed = time.perf_counter() - start
-    success = margin(after, labels, tgt) < 0
+    success = flipped(after, labels, tgt)
     try:
         radius = certified_radius(model, x)
     except NoCertificateError:

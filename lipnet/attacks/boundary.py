@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .common import Tracker, box_free, predictions, project_box
+from .common import Tracker, box_free, flipped, predictions, project_box
 
 
 def transport(
@@ -31,10 +31,10 @@ def transport(
     done = torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)
     m0 = None
     for _ in range(steps + 1):
-        _, m, g = tracker.margin_and_grad(current)
+        out, m, g = tracker.margin_and_grad(current)
         g = -box_free(-g, current, box)
         m0 = m.abs() if m0 is None else m0
-        done |= m < 0
+        done |= flipped(out, tracker.labels, tracker.target)
         if done.all():
             break
         aim = (m + overshoot * m0) / g.flatten(1).pow(2).sum(1).clamp_min(1e-12)

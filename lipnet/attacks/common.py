@@ -52,6 +52,16 @@ def predictions(outputs: Tensor) -> Tensor:
     return outputs.argmax(dim=1)
 
 
+def flipped(outputs: Tensor, labels: Tensor, target: Tensor | None) -> Tensor:
+    """Whether each decision has changed (untargeted) or reached `target`.
+
+    Read from `predictions`, so a tie (a binary score of exactly 0, two equal
+    top scores) counts as the class the model actually predicts.
+    """
+    predicted = predictions(outputs)
+    return predicted != labels if target is None else predicted == target
+
+
 def margin(outputs: Tensor, labels: Tensor, target: Tensor | None) -> Tensor:
     """Decision margin: positive while the attack has not succeeded.
 

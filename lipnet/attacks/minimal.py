@@ -11,7 +11,7 @@ import math
 import torch
 from torch import Tensor
 
-from .common import Tracker, box_free, flat_norm, margin, project_box
+from .common import Tracker, box_free, flat_norm, flipped, project_box
 from .gradient import pgd
 
 
@@ -46,10 +46,10 @@ def fmn(
         gamma = gamma_final + (gamma_init - gamma_final) * cos
         alpha = alpha_final + (alpha_init - alpha_final) * cos
         point = x + delta
-        _, m, g = tracker.margin_and_grad(point)
+        out, m, g = tracker.margin_and_grad(point)
         g = -box_free(-g, point, box)
         norm = flat_norm(delta).view(-1)
-        adv = m < 0
+        adv = flipped(out, tracker.labels, tracker.target)
         improved = adv & (norm < best_norm)
         best = torch.where(improved.view(shape), point, best)
         best_norm = torch.where(improved, norm, best_norm)
@@ -62,8 +62,8 @@ def fmn(
             max=1.0
         ).view(shape)
         delta = project_box(x + delta, box) - x
-    last = margin(tracker.outputs(x + delta), tracker.labels, tracker.target)
-    final_better = (last < 0) & (flat_norm(delta).view(-1) < best_norm)
+    last = flipped(tracker.outputs(x + delta), tracker.labels, tracker.target)
+    final_better = last & (flat_norm(delta).view(-1) < best_norm)
     best = torch.where(final_better.view(shape), x + delta, best)
     never = torch.isinf(best_norm) & ~final_better
     return torch.where(never.view(shape), x + delta, best)
@@ -92,7 +92,7 @@ def pgd_search(
     found = torch.zeros(n, dtype=torch.bool, device=x.device)
     for _ in range(4):
         adv = pgd(tracker, x, hi, "l2", pgd_steps, None, restarts, True, box)
-        ok = margin(tracker.outputs(adv), tracker.labels, tracker.target) < 0
+        ok = flipped(tracker.outputs(adv), tracker.labels, tracker.target)
         best = torch.where((ok & ~found).view(shape), adv, best)
         found |= ok
         if found.all():
@@ -101,7 +101,7 @@ def pgd_search(
     for _ in range(search_steps):
         mid = (lo + hi) / 2
         adv = pgd(tracker, x, mid, "l2", pgd_steps, None, restarts, True, box)
-        ok = margin(tracker.outputs(adv), tracker.labels, tracker.target) < 0
+        ok = flipped(tracker.outputs(adv), tracker.labels, tracker.target)
         best = torch.where(ok.view(shape), adv, best)
         hi = torch.where(ok, mid, hi)
         lo = torch.where(ok, lo, mid)

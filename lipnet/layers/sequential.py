@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from torch import nn
+from torch import Tensor, nn
 
 from .base import LipschitzLayer
 from .linear import FrobeniusLinear
@@ -57,6 +57,19 @@ class LipSequential(nn.Sequential):
                 "head='none' for an unconstrained model"
             )
         self._check_head()
+
+    def forward(self, x: Tensor) -> Tensor:
+        """The layers in turn, computed in the model's type, returned in `x`'s.
+
+        A model converted to float64 (`lipnet.precision.to_float64`) takes
+        the float32 images every page and attack builds and gives float32
+        scores back, each the float64 score rounded once (the certificate
+        counts that rounding too).
+        """
+        p = next(self.parameters(), None)
+        if p is None or not x.is_floating_point() or x.dtype == p.dtype:
+            return super().forward(x)
+        return super().forward(x.to(p.dtype)).to(x.dtype)
 
     def check_measured(self, tolerance: float = 1e-3) -> float:
         """Measure a plain model's rigorous bound; certify it if within the declared.
