@@ -1,8 +1,12 @@
 """The explorer's method widgets: which attack, with which parameters.
 
-Every widget reads its starting value from `DEFAULTS` in the session state
-(never from a `value=` argument), so a preset or a shared link can set any
-of them before the page draws, without Streamlit's double-default warning.
+Every widget reads its starting value from the session state (never from a
+`value=` argument), so a preset or a shared link can set any of them before
+the page draws, without Streamlit's double-default warning. `keep_values`
+writes each value back at the start of every run: a widget that was not
+drawn in the last run (the page waited for an upload or a drawing, or
+another page was shown) would otherwise come back showing its own minimum
+while the result used the kept value.
 """
 
 from __future__ import annotations
@@ -31,12 +35,20 @@ DEFAULTS: dict[str, object] = {
     "target": "any other class",
 }
 ANY = "any other class"
+VIEW_DEFAULTS: dict[str, object] = {"amplify": 1, "morph": 100, "hover": False}
+"""The result views' widgets (amplification, morph, hover) at their start."""
+KEPT = ("source", "gallery_index", "builtin_digit", "attribution")
+"""Input and attribution widgets whose value, once chosen, is written back too."""
 
 
-def set_defaults() -> None:
-    """Give every method widget its starting value (kept if already set)."""
-    for key, value in DEFAULTS.items():
-        st.session_state.setdefault(key, value)
+def keep_values() -> None:
+    """Write every explorer widget's value (or its default) into the session
+    again, so the browser shows the values the result is computed with."""
+    for key, value in {**DEFAULTS, **VIEW_DEFAULTS}.items():
+        st.session_state[key] = st.session_state.get(key, value)
+    for key in KEPT:
+        if key in st.session_state:
+            st.session_state[key] = st.session_state[key]
 
 
 def pick_method(classes: Sequence[str], radius: float | None, predicted: int) -> dict:
@@ -48,7 +60,6 @@ def pick_method(classes: Sequence[str], radius: float | None, predicted: int) ->
     `predicted` is left out of the target classes: aiming at the class the
     input already has is no attack.
     """
-    set_defaults()
     method = st.pills(
         "Method",
         list(METHOD_LABELS),

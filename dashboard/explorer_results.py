@@ -12,6 +12,7 @@ import numpy as np
 import streamlit as st
 
 from dashboard import results, state, views
+from lipnet.attacks import METHOD_LABELS
 from lipnet.explain import ATTRIBUTION_LABELS
 
 DIFF_LEGEND = (
@@ -58,7 +59,7 @@ def show_views(v: dict) -> None:
         ):
             col.image(png, caption=title, width="stretch", output_format="PNG")
     a, b = st.columns(2)
-    a.slider("Before → after", 0, 100, 100, 5, key="morph", format="%d%%")
+    a.slider("Before → after", 0, 100, step=5, key="morph", format="%d%%")
     b.slider("Amplify the difference ×", 1, 10, key="amplify")
     st.toggle("Pixel values on hover", key="hover")
 
@@ -90,6 +91,34 @@ def certificate_metrics(v: dict, overshoot: float = 0.0) -> None:
         "change goes past the boundary on purpose). 1.00: the certificate is "
         "tight; above 1, the network needed more than r.",
     )
+
+
+PARAMETER_LABELS = {
+    "norm": "norm",
+    "eps": "ε",
+    "steps": "steps",
+    "restarts": "restarts",
+    "overshoot": "overshoot",
+    "step_size": "step size",
+    "eps_max": "largest ε",
+    "search_steps": "bisection steps",
+    "pgd_steps": "PGD steps per ε",
+}
+
+
+def ran_caption(method: str, params: dict, classes: list[str]) -> None:
+    """What the result was computed with, for the audience and to check the controls."""
+    parts = [
+        f"{PARAMETER_LABELS[k]} {f'{v:g}' if isinstance(v, float) else v}"
+        for k, v in params.items()
+        if k in PARAMETER_LABELS
+    ]
+    parts.append(
+        "pixels kept in [0, 1]" if params.get("box", True) else "pixels not clipped"
+    )
+    if params.get("target") is not None:
+        parts.append(f"target {classes[params['target']]}")
+    st.caption(f"Ran {METHOD_LABELS[method]}: {', '.join(parts)}.")
 
 
 def overshoot_note(v: dict, overshoot: float) -> None:

@@ -16,7 +16,7 @@ from urllib.parse import urlencode
 
 import streamlit as st
 
-from dashboard.explorer_controls import DEFAULTS
+from dashboard.explorer_controls import DEFAULTS, VIEW_DEFAULTS
 from lipnet import zoo
 from lipnet.attacks import METHOD_LABELS
 
@@ -94,7 +94,7 @@ FIELDS: dict[str, tuple[str, Callable[[str], object]]] = {
     "target": ("target", _label),
     "amp": ("amplify", _integer(1, 10)),
 }
-_UNSHARED = {**DEFAULTS, "amplify": 1}
+_UNSHARED = {**DEFAULTS, **VIEW_DEFAULTS}
 """Values left out of a link because they are the starting ones anyway."""
 _WRITERS: dict[type, Callable[[object], str]] = {
     bool: lambda v: "1" if v else "0",

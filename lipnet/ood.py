@@ -99,10 +99,12 @@ def features(model: nn.Sequential, x: Tensor, batch_size: int = BATCH) -> Tensor
     k = feature_layer(model)
     layers = list(model)[:k]
     device = _device(model)
+    p = next(model.parameters(), None)
+    dtype = p.dtype if p is not None else torch.float32  # float64 for certified models
     out = []
     with eval_mode(model), torch.no_grad():
         for i in range(0, len(x), batch_size):
-            h = x[i : i + batch_size].to(device, torch.float32)
+            h = x[i : i + batch_size].to(device, dtype)
             for layer in layers:
                 h = layer(h)
             out.append(h.flatten(1).to("cpu", torch.float64))

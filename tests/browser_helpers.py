@@ -32,6 +32,10 @@ CHROMIUM_ARGS = [
     "--disable-background-networking",
     "--disable-component-update",
     "--disable-sync",
+    # A camera without a person: Chromium's own test pattern, no permission prompt
+    # (the explorer's camera input in tests/test_browser_inputs.py).
+    "--use-fake-device-for-media-stream",
+    "--use-fake-ui-for-media-stream",
 ]
 
 # How often a test checks the page for what it waits for. Playwright's default

@@ -12,7 +12,7 @@ import streamlit as st
 
 from dashboard import explorer_results as show
 from dashboard import links, presets, results, state
-from dashboard.explorer_controls import pick_method
+from dashboard.explorer_controls import keep_values, pick_method
 from dashboard.explorer_inputs import pick_input
 from lipnet.attacks import AttackError
 
@@ -63,6 +63,7 @@ def preset_row() -> None:
 
 
 def main() -> None:
+    keep_values()  # before any widget: see dashboard.explorer_controls
     st.title("Counterfactual explorer", anchor=False)
     st.markdown(LEAD)
     with st.expander("What am I looking at?"):
@@ -99,6 +100,7 @@ def main() -> None:
         st.subheader(v["headline"], anchor=False)
         show.certificate_metrics(v, float(params.get("overshoot", 0.0)))
         show.show_views(v)
+        show.ran_caption(method, {**params, "target": target}, choice.spec["classes"])
         show.overshoot_note(v, float(params.get("overshoot", 0.0)))
         show.certificate_verdict(v, choice.certified)
         show.familiarity(choice.key, x_np)
