@@ -96,6 +96,8 @@ FIELDS: dict[str, tuple[str, Callable[[str], object]]] = {
 }
 _UNSHARED = {**DEFAULTS, **VIEW_DEFAULTS}
 """Values left out of a link because they are the starting ones anyway."""
+_INPUT_OF = {"i": SOURCES["test"], "digit": SOURCES["digit"]}
+"""Values that belong to one input only, and are in a link only with it."""
 _WRITERS: dict[type, Callable[[object], str]] = {
     bool: lambda v: "1" if v else "0",
     float: lambda v: f"{v:g}",
@@ -136,6 +138,8 @@ def current(model_key: str) -> dict[str, str]:
     for key, (session_key, _) in FIELDS.items():
         value = st.session_state.get(session_key)
         if key == "input" or value is None or value == _UNSHARED.get(session_key):
+            continue
+        if _INPUT_OF.get(key, source) != source:  # e.g. a test image's index
             continue
         query[key] = _WRITERS.get(type(value), str)(value)
     return query

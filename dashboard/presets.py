@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 import streamlit as st
 
+from dashboard.explorer_controls import DEFAULTS, VIEW_DEFAULTS
 from lipnet import zoo
 
 
@@ -72,10 +73,11 @@ def available() -> list[Preset]:
 
 
 def apply(preset: Preset, has_test_images: bool) -> None:
-    """Set the session's widgets to `preset` (a button callback)."""
+    """Set the session's widgets to `preset` (a button callback); every value
+    the preset does not name goes back to its default, so nothing of the
+    previous demo (an amplification, a target) stays behind."""
     st.session_state["model_key"] = preset.model
-    st.session_state["box"] = True
-    st.session_state.pop("amplify", None)
+    st.session_state.update({**DEFAULTS, **VIEW_DEFAULTS, "gallery_index": 0})
     st.session_state.update(preset.values)
     if not has_test_images:
         st.session_state.update(preset.fallback)
