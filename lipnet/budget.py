@@ -36,6 +36,8 @@ matrices, FFT norms, eigenvalues, the rounding profile): a few CPU seconds."""
 MAX_BUILD_BYTES = 256_000_000
 """The largest temporary one layer needs while it is built or measured (an
 AOL Gram matrix, a convolution's unfolded kernel, a spectrum)."""
+LAYER_OVERHEAD_FLOPS = 50_000_000
+"""Each layer's fixed cost to build, fill, measure and probe (~20 ms), as work."""
 BJORCK_STEPS = 15
 
 _LINEAR = {"SpectralLinear", "AOLLinear", "FrobeniusLinear", "Linear"}
@@ -82,6 +84,7 @@ def check_budget(spec: Mapping[str, Any]) -> Budget:
     budget = Budget(shapes=[])
     for i, entry in enumerate(spec["layers"]):
         kind, args = entry["type"], entry.get("args", {})
+        budget.build_flops += LAYER_OVERHEAD_FLOPS
         try:
             x = _step(kind, args, x, budget)
         except (RuntimeError, ValueError, IndexError) as e:
