@@ -13,8 +13,11 @@ from dataclasses import dataclass
 
 import streamlit as st
 import torch
+from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 import lipnet
+from dashboard.upload_cache import UploadCache, UploadRefused, content_key
+from dashboard.work_queue import HEAVY
 from lipnet import zoo
 from lipnet.io import ModelFileError, load_upload
 
@@ -55,10 +58,8 @@ def shipped_model(name: str) -> torch.nn.Module:
     return lipnet.load(zoo.list_models()[name])
 
 
-@st.cache_resource(show_spinner="Checking the uploaded model…", max_entries=8, ttl=3600)
-def uploaded_model(spec_bytes: bytes, weights_bytes: bytes) -> torch.nn.Module:
-    """A user's model from its two files: validated, measured, never unpickled."""
-    return load_upload(spec_bytes, weights_bytes)
+UPLOADS = UploadCache(per_session=MAX_UPLOADS_PER_SESSION)
+"""Every session's validated uploads and remembered refusals (`upload_cache`)."""
 
 
 @st.cache_resource(show_spinner="Reading test images…", max_entries=12, ttl=3600)
@@ -103,8 +104,8 @@ def _read_upload(files: list) -> None:
         )
         return
     try:
-        model = uploaded_model(spec, weights)
-    except ModelFileError as e:
+        model = _validated(spec, weights)
+    except (ModelFileError, UploadRefused) as e:
         st.error(f"This model cannot be loaded: {e}")
         return
     key = "upload:" + hashlib.sha256(spec + weights).hexdigest()[:16]
@@ -114,6 +115,27 @@ def _read_upload(files: list) -> None:
             uploads.pop(next(iter(uploads)))  # the oldest
         uploads[key] = model
         st.session_state["model_key"] = key
+
+
+def _validated(spec: bytes, weights: bytes) -> torch.nn.Module:
+    """The session's upload: from the shared cache, or validated in the work queue.
+
+    A refusal is remembered by content, so the same bad files are never
+    validated twice; raises ModelFileError or UploadRefused.
+    """
+    ctx = get_script_run_ctx()
+    session = ctx.session_id if ctx is not None else "local"
+    key = content_key(spec, weights)
+    model = UPLOADS.lookup(session, key)
+    if model is not None:
+        return model
+    with st.spinner("Checking the uploaded model…"), HEAVY.slot(session):
+        try:
+            model = load_upload(spec, weights)
+        except ModelFileError as e:
+            UPLOADS.refuse(key, str(e))
+            raise
+    return UPLOADS.store(session, key, model)
 
 
 def model_picker() -> None:

@@ -464,6 +464,28 @@ def test_a_bad_model_upload_shows_its_message(app, case):
     assert result(app) != before and metrics(app)
 
 
+def test_a_refused_upload_is_validated_once(app, monkeypatch):
+    """Reruns with the same bad files reuse the remembered refusal, and the
+    validation ran through the shared work queue."""
+    import dashboard.state as state
+
+    calls = []
+    real = state.load_upload
+
+    def counted(spec: bytes, weights: bytes):
+        calls.append(state.HEAVY.stats()["running"])
+        return real(spec, weights)
+
+    monkeypatch.setattr(state, "load_upload", counted)
+    files, message = bad_models()["truncated-weights"]
+    files = [(n, b + b" " if n.endswith(".json") else b, t) for n, b, t in files]
+    check(app.file_uploader(key="model_upload").set_value(files).run())
+    check(app.slider(key="gallery_index").set_value(2).run())
+    check(app.slider(key="gallery_index").set_value(3).run())
+    assert len(calls) == 1 and len(calls[0]) == 1  # validated once, in a slot
+    assert texts(app.sidebar.error)[0].startswith(message)
+
+
 def test_a_valid_model_upload_joins_the_list(app):
     shipped = metrics(app)
     spec, weights = model_files("mnist08-hkr")
