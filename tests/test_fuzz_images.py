@@ -356,6 +356,7 @@ def random_bytes() -> bytes:
 
 NOT_IMAGE = "not a recognised image"
 BROKEN = "truncated|corrupt|could not open"
+RATIO = r"pixels per byte.*decompression bomb"
 TOO_BIG = "too large|decompression bomb"
 BLOCKS = r"over 100,000 .*(chunks|segments|blocks|TIFF tags)"
 
@@ -492,8 +493,9 @@ HOSTILE: dict[str, Case] = {
         no_pillow_limit=True,
     ),
     "png-bilevel-10000x10000-bomb": Case(lambda: png(10_000, 10_000, 1), TOO_BIG, True),
+    # 2 KB claiming 16 MP: refused by its pixels per byte before decoding.
     "png-rgba-4000x4000-truncated": Case(
-        lambda: png(4000, 4000, 8, 6)[:2000] + chunk(b"IEND", b""), BROKEN, True
+        lambda: png(4000, 4000, 8, 6)[:2000] + chunk(b"IEND", b""), RATIO, True
     ),
     "png-150k-unknown-chunks": Case(
         lambda: png(8, 8, extra=chunk(b"teSt", b"") * 150_000), BLOCKS, True
@@ -717,3 +719,20 @@ def test_heavy_case_time_and_memory(
         assert row["seconds"] < SECONDS, row
         assert len(row["message"]) > 20, row
         assert re.search(case.error, row["message"]), row
+
+
+def test_a_tiny_file_claiming_16_megapixels_is_refused_undecoded() -> None:
+    """A lossless WebP of 4,000 × 4,000 flat pixels is under a kilobyte: refused
+    from its header and size, before the ~250 MB decode."""
+    buf = io.BytesIO()
+    Image.new("RGB", (4000, 4000), (90, 90, 90)).save(buf, "WEBP", lossless=True)
+    blob = buf.getvalue()
+    assert len(blob) < 5_000
+    spec = {"input_shape": [1, 28, 28]}
+    with pytest.raises(ImageError, match=r"pixels per byte.*decompression bomb"):
+        data.load_image(blob, spec)
+    # A real photo's ratio passes: Grace Hopper re-encoded at 16x the pixels.
+    photo = data.grace_hopper().resize((2400, 2048))
+    buf = io.BytesIO()
+    photo.save(buf, "WEBP", quality=80)
+    assert data.load_image(buf.getvalue(), spec).shape == (1, 1, 28, 28)

@@ -43,6 +43,11 @@ log = logging.getLogger(__name__)
 MAX_PIXELS = 16_000_000
 """Largest image (width × height) accepted by :func:`load_image`."""
 MAX_BYTES = 50 * 1024 * 1024
+MAX_PIXELS_PER_BYTE = 1_000
+"""Pixels per byte of file above which a large image is refused undecoded
+(photos and scans compress to well under 300; a flat PNG reaches ~400)."""
+RATIO_FROM_PIXELS = 1_000_000
+"""Images up to a megapixel are cheap to decode whatever their ratio."""
 """Largest encoded input accepted by :func:`load_image`."""
 MAX_BLOCKS = 100_000
 """Most PNG chunks, JPEG segments (and stray bytes) before the first scan, GIF
@@ -109,6 +114,19 @@ def _check_pixels(size: tuple[int, int]) -> None:
         )
     if w < 1 or h < 1:
         raise ImageError(f"image has an empty size {w}×{h}")
+
+
+def _check_ratio(size: tuple[int, int], nbytes: int, kind: str | None) -> None:
+    """Refuse a tiny file that claims millions of pixels (e.g. a 678-byte
+    16-megapixel lossless WebP): decoding it costs ~250 MB for nothing a
+    camera or a scanner makes."""
+    pixels = size[0] * size[1]
+    if pixels > RATIO_FROM_PIXELS and pixels > MAX_PIXELS_PER_BYTE * nbytes:
+        raise ImageError(
+            f"this {kind or 'image'} file claims {size[0]}×{size[1]} pixels in only "
+            f"{nbytes:,} bytes ({pixels / nbytes:,.0f} pixels per byte, over the "
+            f"limit of {MAX_PIXELS_PER_BYTE:,}): a decompression bomb, not a photo"
+        )
 
 
 def _to_numeric_gray(img: Image.Image) -> Image.Image:
@@ -439,6 +457,7 @@ def load_image(
         raise ImageError(f"could not open the image: {exc}") from exc
     with img:
         _check_pixels(img.size)  # from the header, before any pixel is decoded
+        _check_ratio(img.size, len(data), img.format)
         iw, ih = img.size
         if iw * ih > MAX_PYTHON_DECODED_PIXELS and any(
             tile[0] in Image.DECODERS for tile in img.tile
