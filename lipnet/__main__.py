@@ -48,6 +48,29 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train_attributes(args: argparse.Namespace) -> int:
+    import torch
+
+    from .train_attributes import train
+
+    torch.set_num_threads(args.threads or os.cpu_count() or 1)
+    config = json.loads(Path(args.config).read_text())
+    if args.epochs is not None:
+        config.setdefault("optimizer", {})["epochs"] = args.epochs
+    command = "python -m lipnet train-attributes " + " ".join(
+        shlex.quote(a) for a in [args.config, "--out", str(args.out)]
+    )
+    train(
+        config,
+        args.out,
+        args.data,
+        resume=args.resume,
+        command=command,
+        stop_after=args.stop_after,
+    )
+    return 0
+
+
 def _eval(args: argparse.Namespace) -> int:
     from .evaluate import compare_to_card, recompute_metrics
 
@@ -223,6 +246,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--threads", type=int, help="CPU threads (default: every core, one process)"
     )
     t.set_defaults(run=_train)
+    a = sub.add_parser(
+        "train-attributes",
+        help="train one face model for many CelebA attributes (split by identity)",
+    )
+    a.add_argument("config", help="JSON config with 'attributes' (see configs/)")
+    a.add_argument("--out", type=Path, required=True, help="model folder to write")
+    a.add_argument("--data", help="data directory (default: $LIPNET_DATA)")
+    a.add_argument("--epochs", type=int, help="override the config's epochs")
+    a.add_argument("--threads", type=int, help="torch threads (default: every core)")
+    a.add_argument(
+        "--resume",
+        action="store_true",
+        help="go on from OUT.ckpt after its last finished epoch",
+    )
+    a.add_argument(
+        "--stop-after",
+        type=int,
+        help="stop after this epoch (checkpoint and log kept; --resume goes on)",
+    )
+    a.set_defaults(run=_train_attributes)
     e = sub.add_parser("eval", help="recompute a model card's metrics from the data")
     e.add_argument("model", help="model folder")
     e.add_argument("--data", help="data directory (default: $LIPNET_DATA)")

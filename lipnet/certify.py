@@ -194,6 +194,12 @@ def outputs_and_radius(
     bound over the whole ball (`lipnet.rounding.ball_error`) is taken off the
     margin, and L is the larger of the declared and measured constants.
     """
+    if getattr(model, "task", None) == "multilabel":
+        raise NoCertificateError(
+            "a multi-attribute model has one certificate per attribute: take one "
+            "with lipnet.attribute(model, name), or all with "
+            "lipnet.attributes.attribute_radii"
+        )
     with eval_mode(model):
         context = certificate_context(model, tuple(x.shape[1:]))
         out, hidden = forward_with_norms(model, x)

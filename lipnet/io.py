@@ -86,7 +86,8 @@ def model_spec(model: L.LipSequential) -> dict[str, Any]:
     spec = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
-        "task": "binary" if _n_outputs(model) == 1 else "multiclass",
+        "task": getattr(model, "task", None)
+        or ("binary" if _n_outputs(model) == 1 else "multiclass"),
         "input_shape": list(model.input_shape),
         "classes": classes,
         "head": model.head,
@@ -218,6 +219,8 @@ def from_bytes(spec_bytes: bytes, weights_bytes: bytes) -> L.LipSequential:
     _check_state(model, state)
     model.load_state_dict(state, strict=True)
     model.eval()
+    if spec["task"] == "multilabel":
+        model.task = spec["task"]
     if model.head != "none":  # certificates are for float64 arithmetic
         to_float64(model)
     with torch.no_grad():  # builds the eval-mode weight caches once, up front
@@ -400,6 +403,10 @@ def _check_classes(spec: dict[str, Any]) -> None:
         )
     if spec["head"] == "binary" and len(classes) != 2:
         raise ModelFileError("head 'binary' needs exactly 2 classes")
+    if spec.get("task") == "multilabel":  # one output per attribute (classes)
+        if spec["head"] not in ("disjoint", "none"):
+            raise ModelFileError("a multilabel model's head must be 'disjoint'")
+        return
     binary = spec["head"] == "binary" or (spec["head"] == "none" and len(classes) == 2)
     if spec.get("task") != ("binary" if binary else "multiclass"):
         raise ModelFileError(
@@ -413,7 +420,7 @@ def _check_classes(spec: dict[str, Any]) -> None:
 def _check_outputs(spec: Mapping[str, Any], outputs: int) -> None:
     """The last layer's outputs must match the head and the class list."""
     n_classes = len(spec["classes"])
-    expected = 1 if spec["task"] == "binary" else n_classes
+    expected = 1 if spec["task"] == "binary" else n_classes  # multilabel: A outputs
     if outputs != expected:
         raise ModelFileError(
             f"the model outputs {outputs} score(s), but its {spec['task']} task "

@@ -175,13 +175,35 @@ _CELEBA_CACHE_VERSION = "celeba-v2"
 DEFAULT_FOLDERS: tuple[str, ...] = ("img_celeba_128",)
 """The folder a config without ``image_folders`` reads (the first 15,000 faces)."""
 ALL_FOLDERS: tuple[str, ...] = ("img_celeba_128", "img_align_celeba_89")
-"""Both shared folders: 25,000 faces."""
+"""The first two shared folders: 25,000 faces."""
+EVERY_FOLDER: tuple[str, ...] = (
+    "img_celeba_128",
+    "img_align_celeba_89",
+    "img_align_celeba",
+    "img_align_celeba_64x64_squashed",
+)
+"""All four shared folders: 51,460 faces."""
+
+
+SQUASHED_FOLDER = "img_align_celeba_64x64_squashed"
+"""The whole aligned 178 × 218 frame squashed to 64 × 64; rows 20–198 of 218
+are the training framing (the shared data's README), stretched back square."""
+_SQUASHED_BOX = (0.0, 64 * 20 / 218, 64.0, 64 * 198 / 218)
 
 
 def _decode_square(path: Path, size: int) -> np.ndarray:
-    """Decode one image, center-crop to a square, resize to ``size`` (BOX/LANCZOS)."""
+    """Decode one image, center-crop to a square, resize to ``size`` (BOX/LANCZOS).
+
+    An image of the squashed folder is un-squashed instead: the rows of the
+    training framing, resized to a square.
+    """
     with Image.open(path) as im:
         im = im.convert("RGB")
+        if path.parent.name == SQUASHED_FOLDER:
+            return np.asarray(
+                im.resize((size, size), Image.Resampling.LANCZOS, box=_SQUASHED_BOX),
+                dtype=np.uint8,
+            )
         w, h = im.size
         side = min(w, h)
         if (w, h) != (side, side):
@@ -300,15 +322,28 @@ def _celeba_index(
 ) -> tuple[list[Path], list[str], np.ndarray]:
     """(image paths, their sorted ids, 0/1 labels for ``attribute``) of the images
     present in any of ``image_folders`` (an id in two folders: the first wins)."""
+    paths, ids, labels = celeba_index(root, [attribute], image_folders)
+    return paths, ids, labels[:, 0]
+
+
+def celeba_index(
+    root: PathLike | None,
+    attributes: Sequence[str],
+    image_folders: str | Sequence[str],
+) -> tuple[list[Path], list[str], np.ndarray]:
+    """(image paths, their sorted ids, (N, A) 0/1 labels of ``attributes``) of the
+    images present in any of ``image_folders`` (an id in two: the first wins)."""
     root = Path(root) if root is not None else data_dir() / "celeba"
     attr_path = root / "list_attr_celeba.txt"
     st = attr_path.stat()
     names, attrs, matrix = _read_attributes_cached(
         str(attr_path.resolve()), st.st_size, st.st_mtime_ns
     )
-    if attribute not in attrs:
+    unknown = [a for a in attributes if a not in attrs]
+    if unknown or not attributes:
         raise ValueError(
-            f"unknown CelebA attribute {attribute!r}; valid ones: {', '.join(attrs)}"
+            f"unknown CelebA attribute {unknown[0] if unknown else None!r}; valid "
+            f"ones: {', '.join(attrs)}"
         )
     where: dict[str, Path] = {}
     folders = _folders(image_folders)
@@ -327,8 +362,8 @@ def _celeba_index(
             f"{', '.join(str(root / f) for f in folders)}"
         )
     order = sorted(keep, key=lambda i: names[i])
-    column = list(attrs).index(attribute)
-    labels = (matrix[order, column] == 1).astype(np.int64)
+    columns = [list(attrs).index(a) for a in attributes]
+    labels = (matrix[np.ix_(order, columns)] == 1).astype(np.int64)
     ids = [names[i] for i in order]
     return [where[n] / n for n in ids], ids, labels
 

@@ -1,0 +1,136 @@
+"""One network, many attributes: each output its own 1-Lipschitz classifier.
+
+A multi-attribute model (task "multilabel", Serrurier et al., NeurIPS 2023)
+has a shared trunk and a head with one independently 1-Lipschitz neuron per
+attribute (a disjoint `FrobeniusLinear`). `attribute(model, "Mustache")`
+returns the binary model for one attribute (positive = present) that every
+lipnet function — attacks, certificates, reports, export — takes unchanged;
+`attribute_radii` certifies every attribute of a batch in one forward pass.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+
+from .certify import certificate_context, radius_from_outputs
+from .layers import FrobeniusLinear, LipSequential, eval_mode
+from .rounding import ball_error, forward_with_norms
+
+MULTILABEL = "multilabel"
+
+
+def attribute_names(model: LipSequential) -> list[str]:
+    """The attributes a multi-attribute model scores, in output order."""
+    if getattr(model, "task", None) != MULTILABEL:
+        raise ValueError("this model scores one decision, not several attributes")
+    return list(model.classes or [])
+
+
+def readable(attribute: str) -> str:
+    """CelebA's column name as people read it ("Wearing_Hat" → "wearing hat")."""
+    return attribute.replace("_", " ").lower().replace("mustache", "moustache")
+
+
+def attribute(model: LipSequential, name: str) -> LipSequential:
+    """The binary 1-Lipschitz model of one attribute (positive = present).
+
+    Shares the trunk's layers with `model` (no copy of its weights) and ends
+    in a one-output `FrobeniusLinear` holding that attribute's row and bias,
+    in the model's dtype. Raises ValueError for an unknown attribute.
+    """
+    names = attribute_names(model)
+    if name not in names:
+        raise ValueError(f"unknown attribute {name!r}; this model has {names}")
+    index = names.index(name)
+    last = model[-1]
+    if not (isinstance(last, FrobeniusLinear) and last.disjoint_neurons):
+        raise ValueError("a multi-attribute model ends in a disjoint FrobeniusLinear")
+    with eval_mode(model), torch.no_grad():
+        row = last.scaled_weight()[index : index + 1].clone()
+        bias = None if last.bias is None else last.bias[index : index + 1].clone()
+    head = FrobeniusLinear(row.shape[1], 1, bias=bias is not None, k=last.k).to(row)
+    with torch.no_grad():
+        head.parametrizations.weight.original.copy_(row / last.k)
+        if bias is not None:
+            head.bias.copy_(bias)
+    binary = LipSequential(
+        *list(model)[:-1],
+        head.eval(),
+        input_shape=model.input_shape,
+        classes=[f"no {readable(name)}", readable(name)],
+        head="binary",
+    ).eval()
+    spec = copy.deepcopy(getattr(model, "spec", {}))
+    if spec:
+        spec.update(
+            task="binary",
+            head="binary",
+            classes=binary.classes,
+            positive_class=binary.classes[1],
+            attribute=name,
+            name=f"{spec.get('name', 'model')[:40]}-{name}"[:64],
+        )
+        binary.spec = spec
+    if hasattr(model, "lipschitz_check"):
+        binary.lipschitz_check = dict(model.lipschitz_check)
+    return binary
+
+
+def attribute_radii(
+    model: LipSequential, x: Tensor, labels: Tensor | None = None
+) -> tuple[Tensor, Tensor]:
+    """Every attribute's score and certified radius on `x`: (N, A) each.
+
+    Each output is its own binary classifier with the model's per-neuron
+    constant; the rounding bound of the output vector (over the ball, as in
+    `lipnet.certify.outputs_and_radius`) bounds every score. With 0/1
+    `labels` (N, A), a wrong decision gets radius 0.
+    """
+    with eval_mode(model):
+        context = certificate_context(model, tuple(x.shape[1:]))
+        out, hidden = forward_with_norms(model, x)
+    scores = out.detach().double()
+    nominal = (scores.abs().amax(dim=1) / context.lipschitz).nan_to_num(0.0, 0.0, 0.0)
+    error = ball_error(context.rounding, hidden, context.prefix, nominal)
+    radii = [
+        radius_from_outputs(
+            scores[:, a : a + 1],
+            context.lipschitz,
+            "binary",
+            None if labels is None else labels[:, a],
+            error,
+        )
+        for a in range(scores.shape[1])
+    ]
+    return out, torch.stack(radii, dim=1)
+
+
+def balanced_accuracy(scores: Tensor, labels: Tensor) -> Tensor:
+    """Per attribute, the mean of the true-positive and true-negative rates."""
+    predicted = scores > 0
+    truth = labels > 0
+    rates = []
+    for a in range(scores.shape[1]):
+        p, t = predicted[:, a], truth[:, a]
+        tpr = (p & t).sum() / t.sum().clamp_min(1)
+        tnr = (~p & ~t).sum() / (~t).sum().clamp_min(1)
+        rates.append((tpr + tnr) / 2)
+    return torch.stack(rates)
+
+
+def certified_rates(
+    radii: Tensor, labels: Tensor, eps_list: Sequence[float]
+) -> dict[float, Tensor]:
+    """Per ε, per attribute: the balanced share of inputs certified beyond ε."""
+    truth = labels > 0
+    out = {}
+    for eps in eps_list:
+        ok = radii > eps
+        pos = (ok & truth).sum(0) / truth.sum(0).clamp_min(1)
+        neg = (ok & ~truth).sum(0) / (~truth).sum(0).clamp_min(1)
+        out[float(eps)] = (pos + neg) / 2
+    return out
