@@ -571,6 +571,8 @@ def test_model_card_page_shows_bounds_and_downloads(app):
     m = {x.label: x.value for x in app.metric}
     assert m["Declared Lipschitz constant"] == "1"
     assert float(m["Measured upper bound (now)"]) <= 1 + 1e-3
+    rounding = [c.value for c in app.caption if "Floating-point rounding" in c.value]
+    assert len(rounding) == 1 and "at most 1.8e-10" in rounding[0]
     assert len(app.get("download_button")) == 2
     # What the model changes: 8 inputs, their counterfactuals, the changes
     # (each with its size) and the mean change towards the positive class.

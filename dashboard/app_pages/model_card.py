@@ -296,6 +296,14 @@ c.metric(
     "Measured lower bound (card)",
     f"{lip['lower_bound']:.4f}" if "lower_bound" in lip else "—",
 )
+if "rounding_bound" in lip:
+    st.caption(
+        "Floating-point rounding can change a score by at most "
+        f"{lip['rounding_bound']:.2g} anywhere in the pixel box (float64, as loaded; "
+        f"float32 would allow {lip['rounding_bound_float32']:.2g}): every certified "
+        "radius has it taken off, so the certificate holds for what this machine "
+        "computes."
+    )
 if lip.get("method"):
     st.caption(lip["method"])
 
