@@ -626,14 +626,22 @@ def png_chunk(kind: bytes, payload: bytes) -> bytes:
     return struct.pack(">I", len(payload)) + body + struct.pack(">I", zlib.crc32(body))
 
 
-def bilevel_png(width: int, height: int, with_data: bool = True) -> bytes:
-    """A 1-bit black PNG of any size, built by hand: huge sizes compress to kB."""
+def bilevel_png(
+    width: int, height: int, with_data: bool = True, noise: bool = False
+) -> bytes:
+    """A 1-bit PNG of any size, built by hand: black ones compress to kB, noisy
+    ones (seeded random bits) stay about a bit per pixel."""
     ihdr = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
     out = b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", ihdr)
     if with_data:
         comp = zlib.compressobj(9)
-        row = bytes(1 + (width + 7) // 8)  # filter byte + packed bits
-        idat = b"".join(comp.compress(row) for _ in range(height)) + comp.flush()
+        rng = np.random.default_rng(0)
+        packed = (width + 7) // 8
+        rows = (
+            b"\x00" + (rng.bytes(packed) if noise else bytes(packed))
+            for _ in range(height)
+        )
+        idat = b"".join(comp.compress(row) for row in rows) + comp.flush()
         out += png_chunk(b"IDAT", idat)
     else:
         out += png_chunk(b"IDAT", zlib.compress(bytes(64)))
@@ -708,10 +716,13 @@ def test_decompression_bombs_and_huge_images(pil_state: None) -> None:
     msg = str(info.value)
     assert "8000×6250" in msg and "50.0 megapixels" in msg and "16" in msg
     # A 16-megapixel image is at the limit and is accepted; one more row is not.
-    x = data.load_image(bilevel_png(4000, 4000), MNIST_SPEC, invert=False)
-    assert x.shape == (1, 1, 28, 28) and float(x.max()) == 0.0
+    x = data.load_image(bilevel_png(4000, 4000, noise=True), MNIST_SPEC, invert=False)
+    assert x.shape == (1, 1, 28, 28) and 0.3 < float(x.mean()) < 0.7
     with pytest.raises(ImageError, match="4000×4001"):
-        data.load_image(bilevel_png(4000, 4001), MNIST_SPEC)
+        data.load_image(bilevel_png(4000, 4001, noise=True), MNIST_SPEC)
+    # The same size in 2 kB (all black) is a bomb by its pixels per byte.
+    with pytest.raises(ImageError, match="pixels per byte"):
+        data.load_image(bilevel_png(4000, 4000), MNIST_SPEC)
 
 
 @pytest.mark.filterwarnings("ignore::UserWarning")  # Pillow's TIFF/EXIF notices
