@@ -1,9 +1,10 @@
-"""What the robustness report slices by, and how many test images there are.
+"""What the robustness report slices by, how many test images there are, and
+what a batch of them costs.
 
 Cached helpers for the report page; the computation itself is in
-`lipnet.report` (`slice_membership`, `slice_table`). The test set of a model
-is chosen like `state.gallery` does: an uploaded model gets the test set of
-a shipped model with the same input shape and classes.
+`lipnet.report` (`slice_membership`, `slice_table`) and `lipnet.pace`. The
+test set of a model is chosen like `state.gallery` does: an uploaded model
+gets the test set of a shipped model with the same input shape and classes.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import torch
 
 from dashboard import state
 from lipnet import zoo
+from lipnet.pace import measure_cost
 from lipnet.report import slice_membership
 
 
@@ -66,3 +68,10 @@ def membership(key: str, y: torch.Tensor, classes: list[str]) -> dict:
         except (FileNotFoundError, ValueError, KeyError):
             attributes = {}
     return slice_membership(y, classes, attributes, skip=[config.get("attribute")])
+
+
+@st.cache_data(show_spinner="Timing the model…", max_entries=16, ttl=3600)
+def batch_cost(key: str) -> tuple[float, float]:
+    """(a, b): a report batch of n images costs about a + b·n s of CPU here."""
+    model = state.model_by_key(key)
+    return measure_cost(model, tuple(model.spec["input_shape"]))

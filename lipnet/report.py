@@ -392,30 +392,6 @@ def write_row_arrays(rows: Sequence[Row], x: Tensor, out: str | Path) -> int:
     return written
 
 
-def eta_seconds(done: int, total: int, elapsed_s: float) -> float | None:
-    """Seconds left at the rate so far (None before the first image is done)."""
-    if done <= 0 or elapsed_s <= 0:
-        return None
-    return max(total - done, 0) * elapsed_s / done
-
-
-def format_eta(seconds: float | None) -> str:
-    """The time left for a person: "about 2 min 05 s left", "about 12 s left"."""
-    if seconds is None or not math.isfinite(seconds):
-        return "estimating the time left…"
-    s = round(seconds)
-    if s < 1:
-        return "less than a second left"
-    if s < 60:
-        return f"about {s} s left"
-    if s < 600:
-        return f"about {s // 60} min {s % 60:02d} s left"
-    m = round(seconds / 60)
-    if m < 60:
-        return f"about {m} min left"
-    return f"about {m // 60} h {m % 60:02d} min left"
-
-
 def figures(summary: dict[str, Any]) -> dict[str, Any]:
     """Plotly figures of a summary: the accuracy curves, the radius histogram
     and the distribution of found distance / certified radius."""

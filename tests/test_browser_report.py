@@ -21,6 +21,7 @@ from test_browser import (  # test_browser's module-scoped server fixture, reuse
     FIRST_LOAD_MS,
     IDLE,
     STEP_MS,
+    choose_model,
     download,
     full_screenshot,
     idle,
@@ -94,3 +95,27 @@ def test_report_shows_slices_and_downloads_the_arrays(page, tmp_path):
         cf = np.load(io.BytesIO(zf.read("rows/000000_counterfactual.npy")))
     assert delta.shape == cf.shape == (1, 28, 28)
     assert np.linalg.norm(delta) == pytest.approx(float(first["found_l2"]), abs=1e-4)
+
+
+def test_a_face_report_completes_with_its_slices(page, tmp_path):
+    """Issue 20: a face report crashed after 3 or 4 faces (two redraws of the
+    same chart in one run had one element ID)."""
+    choose_model(page, "moustache-hkr")
+    open_page(page, "Robustness report", "Robustness report")
+    set_slider(page, "Test images", "Home", "10")
+    page.get_by_role("button", name="Run the report").click()
+    done = page.get_by_text("10 of 10 images · done in")
+    failed = page.get_by_text("Something went wrong on this page")
+    expect(done.or_(failed)).to_be_visible(timeout=STEP_MS)
+    expect(failed).to_have_count(0)
+    idle(page, "the face report on 10 images")
+    expect(page.get_by_role("heading", name="Slices")).to_be_visible()
+    bars = chart(page, "Accuracy per slice at ε = ")
+    expect(bars).to_be_visible()
+    for label in ("all images (n=10)", "Male (n=", "not Male (n="):
+        expect(bars.get_by_text(label).first).to_be_visible()
+    table = page.locator('[data-testid="stDataFrame"]')
+    first_column = table.locator('[role="gridcell"][aria-colindex="1"]')
+    expect(first_column.first).to_have_text("all images")
+    assert "Male" in first_column.all_inner_texts()
+    full_screenshot(page, tmp_path / "face-report-full.png")

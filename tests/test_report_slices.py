@@ -24,8 +24,6 @@ from lipnet.report import (
     ALL_IMAGES,
     Row,
     arrays_zip,
-    eta_seconds,
-    format_eta,
     iter_report,
     slice_figure,
     slice_membership,
@@ -183,18 +181,6 @@ def test_counterfactual_arrays_round_trip(load_model, mnist08_test, tmp_path):
 def _member(rows, x, index, kind) -> bytes:
     with zipfile.ZipFile(io.BytesIO(arrays_zip(rows, x))) as zf:
         return zf.read(f"rows/{index:06d}_{kind}.npy")
-
-
-def test_time_left():
-    assert eta_seconds(0, 10, 5.0) is None
-    assert eta_seconds(5, 10, 10.0) == pytest.approx(10.0)
-    assert eta_seconds(10, 10, 10.0) == 0
-    assert format_eta(None) == "estimating the time left…"
-    assert format_eta(0.3) == "less than a second left"
-    assert format_eta(12.4) == "about 12 s left"
-    assert format_eta(125) == "about 2 min 05 s left"
-    assert format_eta(1800) == "about 30 min left"
-    assert format_eta(3 * 3600 + 4 * 60) == "about 3 h 04 min left"
 
 
 def test_face_attributes_match_the_test_images():

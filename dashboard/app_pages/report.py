@@ -11,13 +11,12 @@ from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from dashboard import slices, state, views
 from dashboard.work_queue import HEAVY
+from lipnet.pace import ReportPace, default_size, format_eta
 from lipnet.report import (
     ALL_IMAGES,
     REPORT_EPS,
     arrays_zip,
-    eta_seconds,
     figures,
-    format_eta,
     iter_report,
     least_robust,
     slice_figure,
@@ -28,6 +27,23 @@ from lipnet.report import (
     to_csv,
 )
 
+# Each batch takes a turn in the shared work queue, then goes to the back of
+# the line; `lipnet.pace` sizes it from the batches done (about 1.5 × the
+# cost of a one-image batch, at least BATCH_CPU_S), so Stop and other
+# people's jobs wait for one batch at most. After each batch the report rests
+# as long as the batch took (REST, at most a second): even with a core of
+# its own, a report running flat out holds the GIL often enough to double
+# everyone else's reruns (bench/RESULTS.md, "Shared work queue"). The partial
+# figures are redrawn every REDRAW_S seconds, not after every small batch.
+# LIPNET_REPORT_REST=0 runs reports flat out (a single-user machine).
+BATCH_CPU_S = 0.5
+REST = float(os.environ.get("LIPNET_REPORT_REST", "1"))
+REDRAW_S = 2.0
+DEFAULT_S = 40.0
+"""The default number of images is what the report is planned to do in this
+time: under a minute on a busy 2-core machine, where the browser, the
+redraws and other users take their share."""
+
 st.title("Robustness report")
 st.markdown(
     "On many test images: the **certified** accuracy (no perturbation of size ε "
@@ -37,7 +53,6 @@ st.markdown(
     "empirical curve exists."
 )
 choice = state.current()
-default_n = 200 if choice.spec["input_shape"][0] == 1 else 40
 # The slider goes as far as the data folder's test set for this task: faces
 # alternate positives and negatives, so they end with the rarer class (134
 # moustaches in the shared data's test split: 268 images).
@@ -45,14 +60,20 @@ have = slices.available(choice.key)
 most = 1000 if have is None else max(1, min(1000, have))
 if st.session_state.get("report_n", 0) > most:
     del st.session_state["report_n"]  # another model's choice: back to the default
+batch = st.session_state.get("report_batch", 25)
+default_n = default_size(
+    *slices.batch_cost(choice.key), most, batch, REST, DEFAULT_S, step=10
+)
 if most > 10:
     n = st.slider(
         "Test images",
         10,
         most,
-        min(default_n, most),
+        default_n,
         step=10 if most == 1000 else 1,
         key="report_n",
+        help="By default, what this model's report does in under a minute "
+        "on this server.",
     )
 else:
     n = most
@@ -98,8 +119,13 @@ if len(x) < report["key"][1]:
     st.warning(f"Only {len(x)} test images are available for this model's task.")
 
 
-def show_summary(rows: list) -> None:
-    """The metrics and the figures of the images done so far."""
+def show_summary(rows: list, draw: int) -> None:
+    """The metrics and the figures of the images done so far.
+
+    A run redraws them as the report goes (`draw` counts the redraws): each
+    chart is keyed by it, since two redraws with the same figure (a batch
+    that changed no curve) would otherwise be two elements with one ID.
+    """
     summary = summarize(rows)
     a, b, c = st.columns(3)
     a.metric("Images", summary["n"])
@@ -108,32 +134,22 @@ def show_summary(rows: list) -> None:
         ratios = sorted(summary["ratios"])
         c.metric("Median found / radius", f"{ratios[len(ratios) // 2]:.3f}")
     figs = figures(summary)
-    st.plotly_chart(figs["accuracy_curve"], width="stretch")
+    st.plotly_chart(figs["accuracy_curve"], width="stretch", key=f"curve_{draw}")
     left, right = st.columns(2)
-    left.plotly_chart(figs["radius_histogram"], width="stretch")
+    left.plotly_chart(figs["radius_histogram"], width="stretch", key=f"radii_{draw}")
     if "ratio_histogram" in figs:
-        right.plotly_chart(figs["ratio_histogram"], width="stretch")
+        right.plotly_chart(
+            figs["ratio_histogram"], width="stretch", key=f"ratios_{draw}"
+        )
 
 
 # One run does every batch and moves the progress bar after each. A click on
 # Stop interrupts it there (Streamlit stops a run when a new one is requested)
 # and the new run sees the click: rows done so far stay.
-# Each batch takes a turn in the shared work queue, then goes to the back of
-# the line, and is sized to about BATCH_CPU_S of CPU (measured on the last
-# one), so Stop and other people's jobs wait for one small batch at most.
-# After each batch the report rests as long as the batch took (REST): even
-# with a core of its own, a report running flat out holds the GIL often
-# enough to double everyone else's reruns (bench/RESULTS.md, "Shared work
-# queue"), so one user's report takes at most about half a core. The partial
-# figures are redrawn every REDRAW_S seconds, not after every small batch.
-# LIPNET_REPORT_REST=0 runs reports flat out (a single-user machine).
-BATCH_CPU_S = 0.5
-REST = float(os.environ.get("LIPNET_REPORT_REST", "1"))
-REDRAW_S = 2.0
 bar = st.progress(len(rows) / len(x), text=f"{len(rows)} of {len(x)} images")
 waiting = st.empty()
 partial = st.empty()
-drawn = False
+draws = 0
 
 
 def show_place(place: int) -> None:
@@ -144,17 +160,20 @@ def show_place(place: int) -> None:
 if report["running"]:
     ctx = get_script_run_ctx()
     owner = ctx.session_id if ctx is not None else "report"
-    size, start, last_draw = 1, len(rows), 0.0
-    # The time left comes from this report's pace so far: its batches, rests
-    # and waits in line (a rerun in between continues the same report).
-    began, first = report.setdefault("began", (time.monotonic(), len(rows)))
+    # The pace (batch sizes, time left) belongs to the report: a rerun in
+    # between continues it.
+    pace = report.setdefault(
+        "pace", ReportPace(report["key"][2], min_seconds=BATCH_CPU_S, rest=REST)
+    )
+    start, last_draw, began = len(rows), 0.0, time.monotonic()
     bar.progress(
         len(rows) / len(x),
-        text=f"{len(rows)} of {len(x)} images · {format_eta(None)}",
+        text=f"{len(rows)} of {len(x)} images · {format_eta(pace.eta(len(x)))}",
     )
     while start < len(x):
-        end = min(start + size, len(x))
+        end = min(start + pace.next_size(), len(x))
         x_b, y_b = x[start:end], y[start:end]
+        t0 = time.monotonic()
         with HEAVY.slot(owner, on_wait=show_place, poll_s=0.25):
             waiting.empty()
             cpu = time.thread_time()
@@ -172,28 +191,27 @@ if report["running"]:
             r.index += start
         rows += batch
         start = end
-        per_image = max(cpu, 1e-3) / len(batch)
-        size = max(1, min(report["key"][2], int(BATCH_CPU_S / per_image)))
-        elapsed = time.monotonic() - began
+        rest = pace.rest_s(cpu) if start < len(x) else 0.0
+        pace.record(len(batch), cpu, time.monotonic() - t0 + rest)
         left = (
-            f"done in {elapsed:.0f} s"
+            f"done in {time.monotonic() - began:.0f} s"
             if start >= len(x)
-            else format_eta(eta_seconds(len(rows) - first, len(x) - first, elapsed))
+            else format_eta(pace.eta(len(x) - start))
         )
         text = f"{len(rows)} of {len(x)} images · {left}"
         bar.progress(len(rows) / len(x), text=text)
         if start >= len(x) or time.monotonic() - last_draw >= REDRAW_S:
+            draws += 1
             with partial.container():
-                show_summary(rows)
-            drawn, last_draw = True, time.monotonic()
-        if start < len(x):
-            time.sleep(min(cpu * REST, 2 * BATCH_CPU_S))
+                show_summary(rows, draws)
+            last_draw = time.monotonic()
+        time.sleep(rest)
     report["running"] = False
 if not rows:
     st.stop()
-if not drawn:
+if not draws:
     with partial.container():
-        show_summary(rows)
+        show_summary(rows, 0)
 
 st.subheader("Least robust inputs")
 weakest = least_robust(rows)
