@@ -70,7 +70,9 @@ def certificate_metrics(v: dict, overshoot: float = 0.0) -> None:
     With an overshoot o the change goes past the boundary on purpose: a
     transport step on a gradient-norm-preserving network then has size
     (1 + o)·r, so the ratio is taken against that, and 1.00 still means
-    the certificate is tight.
+    the certificate is tight. The tile's label says what is divided by what
+    ("size ÷ (2 × r)"), so nobody divides the two numbers beside it and
+    gets twice the value shown.
     """
     radius, distance, flipped = v["radius"], v["distance"], v["flipped"]
     scale = 1 + overshoot if overshoot > 0.05 else 1.0
@@ -85,7 +87,7 @@ def certificate_metrics(v: dict, overshoot: float = 0.0) -> None:
         else f"{distance / max(scale * radius, 1e-12):.2f}"
     )
     c.metric(
-        "Ratio to the certificate",
+        "Ratio: size ÷ " + ("r" if scale == 1 else f"({scale:g} × r)"),
         ratio,
         help="The size of the change over r (over (1 + overshoot)·r when the "
         "change goes past the boundary on purpose). 1.00: the certificate is "

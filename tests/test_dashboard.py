@@ -158,7 +158,7 @@ def test_explorer_loads_with_the_views_and_the_certificate(app):
     assert list(m) == [
         "Certified radius r",
         "L2 size of the change",
-        "Ratio to the certificate",
+        "Ratio: size ÷ (2 × r)",
     ]
     radius, distance = (
         float(m["Certified radius r"]),
@@ -169,7 +169,7 @@ def test_explorer_loads_with_the_views_and_the_certificate(app):
     assert distance >= radius - 1e-3
     # The default overshoot 1 goes past the boundary: the ratio is to 2·r.
     scale = 1 + app.slider(key="overshoot").value
-    assert float(m["Ratio to the certificate"]) == pytest.approx(
+    assert float(m["Ratio: size ÷ (2 × r)"]) == pytest.approx(
         distance / (scale * radius), abs=0.01
     )
     (ok,) = texts(app.success)
@@ -211,7 +211,7 @@ def test_switching_to_the_baseline_shows_no_certificate(app):
     assert result(app) != before
     m = metrics(app)
     assert m["Certified radius r"] == "none"
-    assert m["Ratio to the certificate"] == "—"
+    assert m["Ratio: size ÷ (2 × r)"] == "—"
     assert float(m["L2 size of the change"]) > 0
     assert not app.success
     (warning,) = texts(app.warning)
@@ -265,7 +265,8 @@ def test_every_method_runs(app, method):
     verdict = result(app)[0][0]
     flipped = verdict.endswith("(flipped)")
     distance_label = "L2 size of the change" if flipped else "L2 size, no flip"
-    assert list(m) == ["Certified radius r", distance_label, "Ratio to the certificate"]
+    ratio = "Ratio: size ÷ (2 × r)" if method == "deepfool" else "Ratio: size ÷ r"
+    assert list(m) == ["Certified radius r", distance_label, ratio]
     radius, distance = float(m["Certified radius r"]), float(m[distance_label])
     assert distance > 0
     if flipped:
@@ -289,7 +290,7 @@ def test_method_parameters_change_the_result(app):
     check(budget.set_value(0.9).run())
     assert result(app)[0] == ["0 → 0 (not flipped)"]
     assert float(metrics(app)["L2 size, no flip"]) <= 0.9 * radius + 1e-3
-    assert metrics(app)["Ratio to the certificate"] == "—"
+    assert metrics(app)["Ratio: size ÷ r"] == "—"
     assert texts(app.success)[0].endswith("The attack did not flip it either.")
     # … a budget that holds the transport counterfactual does.
     check(budget.set_value(round(found / radius + 0.2, 1)).run())

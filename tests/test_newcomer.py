@@ -1,0 +1,42 @@
+"""What a newcomer reads in the explorer (issue 20), through AppTest.
+
+The ratio tile says what it divides; the upload limit is one number, set in
+`.streamlit/config.toml` and quoted from there; the nearest real
+counterfactual is an image the model itself is sure of, with CelebA's labels
+named as such; a face model shown a photo that is not framed like its
+training faces says to crop to the face.
+"""
+
+from __future__ import annotations
+
+import pytest
+from test_dashboard import check, metrics, start
+
+
+def ratio(at) -> tuple[str, str]:
+    """The ratio tile's label and value."""
+    (found,) = [(k, v) for k, v in metrics(at).items() if k.startswith("Ratio")]
+    return found
+
+
+def test_the_ratio_tile_says_what_it_divides():
+    at = start()
+    m = metrics(at)
+    radius, size = float(m["Certified radius r"]), float(m["L2 size of the change"])
+    label, value = ratio(at)
+    assert label == "Ratio: size ÷ (2 × r)"  # overshoot 1, the default
+    assert float(value) == pytest.approx(size / (2 * radius), abs=0.006)
+    for overshoot, divisor in ((0.5, "(1.5 × r)"), (2.0, "(3 × r)")):
+        check(at.slider(key="overshoot").set_value(overshoot).run())
+        m = metrics(at)
+        radius, size = float(m["Certified radius r"]), float(m["L2 size of the change"])
+        label, value = ratio(at)
+        assert label == f"Ratio: size ÷ {divisor}"
+        scale = 1 + overshoot
+        assert float(value) == pytest.approx(size / (scale * radius), abs=0.006)
+    check(at.pills(key="method").set_value("fmn").run())  # no overshoot: size ÷ r
+    m = metrics(at)
+    radius, size = float(m["Certified radius r"]), float(m["L2 size of the change"])
+    label, value = ratio(at)
+    assert label == "Ratio: size ÷ r"
+    assert float(value) == pytest.approx(size / radius, abs=0.006)
