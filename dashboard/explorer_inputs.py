@@ -14,6 +14,7 @@ from PIL import Image
 
 from dashboard import state
 from lipnet.data import (
+    MAX_PIXELS,
     ImageError,
     grace_hopper_face,
     image_to_tensor,
@@ -64,7 +65,12 @@ def pick_input(choice: state.Choice) -> torch.Tensor | None:
     if source == "Camera":
         file = st.camera_input("Take a picture", key="camera")
     else:
-        file = st.file_uploader("An image file (PNG, JPEG, …)", key="image_upload")
+        file = st.file_uploader(
+            "An image file (PNG, JPEG, …)",
+            key="image_upload",
+            help=f"At most {state.upload_limit_mb()} MB and "
+            f"{MAX_PIXELS / 1e6:g} megapixels.",
+        )
     if file is None:
         st.info("Waiting for an image.")
         return None
@@ -81,7 +87,7 @@ def decoded_once(file, spec: dict) -> torch.Tensor | None:
     memo = st.session_state.get("decoded_upload")
     if memo is None or memo[0] != memo_key:
         try:
-            value = load_image(file, spec)
+            value = load_image(file, spec, max_bytes=state.upload_limit_mb() * 2**20)
         except ImageError as e:
             value = f"This image cannot be used: {e}"
         memo = (memo_key, value)

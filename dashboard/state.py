@@ -86,6 +86,12 @@ def gallery(key: str, n: int = 48) -> tuple[torch.Tensor, torch.Tensor] | str:
         return f"No test images: {str(e).rstrip('.')}."
 
 
+def upload_limit_mb() -> int:
+    """The most MB an uploaded file may have: `server.maxUploadSize` in
+    `.streamlit/config.toml`, the one number every upload check quotes."""
+    return int(st.get_option("server.maxUploadSize"))
+
+
 def model_by_key(key: str) -> torch.nn.Module:
     """The model a key names: a shipped name or "upload:<sha256>"."""
     if key.startswith("upload:"):

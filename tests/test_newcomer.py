@@ -9,8 +9,15 @@ training faces says to crop to the face.
 
 from __future__ import annotations
 
+import re
+import tomllib
+from pathlib import Path
+
 import pytest
 from test_dashboard import check, metrics, start
+
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
 
 
 def ratio(at) -> tuple[str, str]:
@@ -40,3 +47,23 @@ def test_the_ratio_tile_says_what_it_divides():
     label, value = ratio(at)
     assert label == "Ratio: size ÷ r"
     assert float(value) == pytest.approx(size / radius, abs=0.006)
+
+
+def test_one_upload_limit_set_in_the_config_and_quoted_from_it():
+    config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
+    limit = config["server"]["maxUploadSize"]
+    readme = re.search(r"up to (\d+) MB\s+\(`maxUploadSize`", README.read_text())
+    assert readme and int(readme.group(1)) == limit
+    at = start()
+    check(at.radio(key="source").set_value("Upload an image").run())
+    uploader = at.file_uploader(key="image_upload")
+    assert uploader.proto.max_upload_size_mb == limit
+    assert f"At most {limit} MB" in uploader.proto.help
+    over = b"\x89PNG\r\n\x1a\n" + bytes(limit * 2**20)
+    check(
+        at.file_uploader(key="image_upload")
+        .set_value(("big.png", over, "image/png"))
+        .run()
+    )
+    (error,) = [e.value for e in at.error]
+    assert f"over the {limit} MB limit" in error, error

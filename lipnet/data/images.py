@@ -250,21 +250,21 @@ def image_to_tensor(
     return x.clamp_(0.0, 1.0)
 
 
-def _read_source(source: Any) -> bytes:
-    """Read at most MAX_BYTES from a path, bytes-like or binary file-like object."""
+def _read_source(source: Any, max_bytes: int = MAX_BYTES) -> bytes:
+    """Read at most `max_bytes` from a path, bytes-like or binary file-like object."""
     if isinstance(source, bytes | bytearray | memoryview):
         data = bytes(source)
     elif isinstance(source, str | os.PathLike):
         path = Path(source)
         try:
             size = path.stat().st_size
-            if size > MAX_BYTES:
+            if size > max_bytes:
                 raise ImageError(
                     f"{path.name}: file is {size / 2**20:.1f} MB, "
-                    f"the limit is {MAX_BYTES / 2**20:g} MB"
+                    f"the limit is {max_bytes / 2**20:g} MB"
                 )
             with open(path, "rb") as f:
-                data = f.read(MAX_BYTES + 1)
+                data = f.read(max_bytes + 1)
         except OSError as exc:
             raise ImageError(
                 f"cannot read image file {path}: {exc.strerror or exc}"
@@ -273,7 +273,7 @@ def _read_source(source: Any) -> bytes:
         try:
             if hasattr(source, "seekable") and source.seekable():
                 source.seek(0)  # e.g. a Streamlit UploadedFile read on a previous run
-            data = source.read(MAX_BYTES + 1)
+            data = source.read(max_bytes + 1)
         except Exception as exc:
             raise ImageError(f"cannot read the uploaded file: {exc}") from exc
         if not isinstance(data, bytes | bytearray):
@@ -286,9 +286,9 @@ def _read_source(source: Any) -> bytes:
         )
     if not data:
         raise ImageError("the image is empty (0 bytes)")
-    if len(data) > MAX_BYTES:
+    if len(data) > max_bytes:
         raise ImageError(
-            f"the image data is over the {MAX_BYTES / 2**20:g} MB limit for uploads"
+            f"the image data is over the {max_bytes / 2**20:g} MB limit for uploads"
         )
     return data
 
@@ -420,21 +420,23 @@ def load_image(
     source: PathLike | bytes | BinaryIO,
     spec: Mapping[str, Any],
     invert: bool | None = None,
+    max_bytes: int = MAX_BYTES,
 ) -> torch.Tensor:
     """Load a user image (path, bytes or file-like) as float32 (1, C, H, W) in [0, 1].
 
-    Rejects with :class:`ImageError` (a ``ValueError``): empty or > MAX_BYTES
-    input, data Pillow cannot identify (only :data:`ALLOWED_FORMATS`), files
-    with absurd header structures (:data:`MAX_BLOCKS`, :data:`MAX_JPEG_SCANS`),
-    images over :data:`MAX_PIXELS` pixels (checked from the header before
-    decoding and again after), decompression bombs, truncated or corrupt files
+    Rejects with :class:`ImageError` (a ``ValueError``): empty or > `max_bytes`
+    input (the dashboard passes its server's upload limit), data Pillow cannot
+    identify (only :data:`ALLOWED_FORMATS`), files with absurd header
+    structures (:data:`MAX_BLOCKS`, :data:`MAX_JPEG_SCANS`), images over
+    :data:`MAX_PIXELS` pixels (checked from the header before decoding and
+    again after), decompression bombs, truncated or corrupt files
     (fully decoded here) and a bad ``spec``. Only the first frame of animations
     and multi-page files is used. Global state (Pillow's MAX_IMAGE_PIXELS,
     warning filters) is neither changed nor relied on, so it is safe in
     Streamlit's threads. ``invert`` is as in :func:`image_to_tensor`.
     """
     _, h, w = _parse_spec(spec)
-    data = _read_source(source)
+    data = _read_source(source, max_bytes)
     _check_blocks(data)
     try:
         # Pillow's own bomb check (warning above ~89 MP, error above ~179 MP,
