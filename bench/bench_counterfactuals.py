@@ -44,7 +44,13 @@ from torch import Tensor, nn
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import lipnet
 from lipnet import data as D
-from lipnet.attacks.measure import LowPass, counterfactual_quality, low_pass
+from lipnet.attacks.equivariance import TRANSFORMS, follow_the_face
+from lipnet.attacks.measure import (
+    LowPass,
+    counterfactual_quality,
+    judge_validity,
+    low_pass,
+)
 from lipnet.io import update_card
 from lipnet.train import TaskData, accuracy, load_task
 
@@ -250,9 +256,20 @@ def run_task(task: str, args: argparse.Namespace, root: Path) -> dict[str, Any] 
         twin=twin,
         seed=args.seed,
     )
+    follow = follow_report(model, x, judge, target, args.overshoot)
     elapsed = time.perf_counter() - t
     print(f"inputs: {len(x)} {what}; measured in {elapsed:.1f} s\n")
     print(table(task, name, twin_name, q))
+    gap = q["validity"] - q["template_validity"]
+    print(f"\ntemplate gap (validity − template validity): {gap:+.3f}")
+    print(
+        "follow the face (cosine between the moved input's change and the moved "
+        "change; judge validity on moved inputs): "
+        + ", ".join(
+            f"{t} {v['cosine']:.3f} / {v['validity']:.3f}" for t, v in follow.items()
+        )
+    )
+    q = {**q, "template_gap": gap, "follow_the_face": follow}
     return {
         "model": name,
         "twin": twin_name,
@@ -261,6 +278,22 @@ def run_task(task: str, args: argparse.Namespace, root: Path) -> dict[str, Any] 
         "judge": info,
         "quality": q,
         "time_s": round(elapsed, 1),
+    }
+
+
+def follow_report(
+    model: nn.Module, x: Tensor, judge: nn.Module, target: Any, overshoot: float
+) -> dict[str, dict[str, float]]:
+    """Per move (4 and 8 pixels, mirror): mean cosine and the judge's validity."""
+    moves = follow_the_face(model, x, overshoot=overshoot)
+    return {
+        t: {
+            "cosine": round(float(moves[t].mean()), 4),
+            "validity": round(
+                judge_validity(judge, moves[f"counterfactual:{t}"], target), 4
+            ),
+        }
+        for t in TRANSFORMS
     }
 
 
