@@ -190,7 +190,8 @@ def show_path(v: dict) -> None:
 
 
 def show_nearest_real(choice: state.Choice, v: dict) -> None:
-    """The nearest real test image of the counterfactual's class, for comparison."""
+    """The nearest real test image of the counterfactual's class, for comparison:
+    one the model is sure of, since the dataset's own label can be wrong."""
     r = v["result"]
     found = results.nearest_real(choice.key, r.x.numpy(), v["after_index"])
     if found is None:
@@ -198,16 +199,20 @@ def show_nearest_real(choice: state.Choice, v: dict) -> None:
     i, distance = found
     pool, _ = state.gallery(choice.key, results.NEAREST_POOL)
     to_cf = float((pool[i] - r.x_adv[0]).norm())
+    source = state.dataset_name(choice.key)
     st.subheader("Nearest real counterfactual")
     left, right = st.columns([1, 3])
     left.image(
         views.image_png(pool[i]),
-        caption=f"A real {v['after']} (test set, #{i})",
+        caption=f"A real {v['after']} ({source}'s label, test image #{i})",
         width="stretch",
         output_format="PNG",
     )
     right.markdown(
-        f"The nearest real **{v['after']}** among {len(pool)} test images is "
+        f"The nearest real **{v['after']}** among {len(pool)} test images, "
+        f"counting only those {source} labels **{v['after']}** (its labels are "
+        "its own and not always right) and this model scores as "
+        f"**{v['after']}** most surely (the upper half of its margins). It is "
         f"**{distance:.2f}** away from the input (L2, pixels); the synthetic "
         f"counterfactual moved **{v['distance']:.2f}**. From the counterfactual, "
         f"that real image is **{to_cf:.2f}** away"

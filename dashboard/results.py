@@ -16,7 +16,7 @@ from dashboard import state, svg_charts, views
 from dashboard.work_queue import HEAVY
 from lipnet import ood
 from lipnet.attacks import AttackResult, counterfactual
-from lipnet.attacks.common import predictions
+from lipnet.attacks.common import margin, predictions
 from lipnet.attacks.measure import nearest_of_class
 from lipnet.certify import NoCertificateError, certified_radius
 from lipnet.explain import attribute
@@ -142,9 +142,14 @@ def ood_hint(key: str, x: np.ndarray) -> ood.OODResult | None:
 
 @st.cache_data(max_entries=256, ttl=3600, show_spinner=False)
 def nearest_real(key: str, x: np.ndarray, cls: int) -> tuple[int, float] | None:
-    """The nearest test image of class `cls` among 500 (index, L2 distance), or None."""
+    """The nearest test image of class `cls` among 500 that the model is sure
+    of (labelled and predicted `cls`, margin in the upper half): (index, L2
+    distance), or None."""
     images = state.gallery(key, NEAREST_POOL)
     if isinstance(images, str):
         return None
     pool, labels = images
-    return nearest_of_class(torch.from_numpy(x)[0], pool, labels, cls)
+    with torch.no_grad():
+        outputs = state.model_by_key(key)(pool)
+    margins = margin(outputs, torch.full((len(pool),), cls), None)
+    return nearest_of_class(torch.from_numpy(x)[0], pool, labels, cls, margins)

@@ -86,6 +86,14 @@ def gallery(key: str, n: int = 48) -> tuple[torch.Tensor, torch.Tensor] | str:
         return f"No test images: {str(e).rstrip('.')}."
 
 
+def dataset_name(key: str) -> str:
+    """The data set the test images of model `key` come from ("CelebA", "MNIST")."""
+    spec = model_by_key(key).spec
+    if key.startswith("upload:"):
+        spec = zoo.same_task(spec) or spec
+    return zoo.dataset_name(spec)
+
+
 def upload_limit_mb() -> int:
     """The most MB an uploaded file may have: `server.maxUploadSize` in
     `.streamlit/config.toml`, the one number every upload check quotes."""

@@ -83,6 +83,15 @@ def _task(spec: dict) -> dict:
     return config
 
 
+def dataset_name(spec: dict) -> str:
+    """The data set a model's test images (and their labels) come from: "CelebA",
+    "MNIST", or "the data set" when its card does not say."""
+    task = spec.get("card", {}).get("training", {}).get("config", {}).get("task", "")
+    if task == "celeba":
+        return "CelebA"
+    return "MNIST" if task.startswith("mnist") else "the data set"
+
+
 def _folders(config: dict) -> list[str]:
     """The CelebA image folders a config trained on (old configs: the first)."""
     return list(config.get("image_folders", D.celeba.DEFAULT_FOLDERS))

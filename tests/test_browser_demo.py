@@ -265,10 +265,12 @@ def test_a_shared_link_reopens_the_same_numbers(page, browser, tmp_path):
 def test_the_nearest_real_counterfactual_is_shown(page, tmp_path):
     section = page.get_by_role("heading", name="Nearest real counterfactual")
     expect(section).to_be_visible()
-    real = image_with(page, "A real 8 (test set, #")
+    real = image_with(page, "A real 8 (MNIST's label, test image #")
     expect(real).to_have_count(1)
     caption = real.inner_text().strip()
-    assert re.fullmatch(r"A real 8 \(test set, #\d+\)", caption), caption
+    assert re.fullmatch(r"A real 8 \(MNIST's label, test image #\d+\)", caption), (
+        caption
+    )
     img = real.locator("img")
     expect(img).to_be_visible()
     assert img.evaluate("i => i.complete && i.naturalWidth > 0")

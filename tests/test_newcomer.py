@@ -14,7 +14,12 @@ import tomllib
 from pathlib import Path
 
 import pytest
-from test_dashboard import check, metrics, start
+import torch
+from test_dashboard import check, image_captions, metrics, start, texts
+
+from dashboard import results
+from lipnet import load, zoo
+from lipnet.attacks.common import margin
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
@@ -67,3 +72,23 @@ def test_one_upload_limit_set_in_the_config_and_quoted_from_it():
     )
     (error,) = [e.value for e in at.error]
     assert f"over the {limit} MB limit" in error, error
+
+
+def test_the_nearest_real_counterfactual_is_one_the_model_is_sure_of():
+    at = start()
+    (button,) = [b for b in at.button if b.label == "Give Grace Hopper a moustache"]
+    check(button.click().run())
+    (caption,) = [c for c in image_captions(at) if c.startswith("A real ")]
+    match = re.fullmatch(r"A real (.+) \(CelebA's label, test image #(\d+)\)", caption)
+    assert match, caption
+    cls_name, index = match.group(1), int(match.group(2))
+    model = load(zoo.list_models()["moustache-hkr"])
+    cls = model.spec["classes"].index(cls_name)
+    pool, labels = zoo.test_images(model.spec, results.NEAREST_POOL)
+    with torch.no_grad():
+        margins = margin(model(pool), torch.full((len(pool),), cls), None)
+    assert int(labels[index]) == cls
+    sure = margins[(labels == cls) & (margins > 0)]
+    assert margins[index] >= sure.median(), "the model is not sure of this image"
+    (text,) = [t for t in texts(at.markdown) if "The nearest real" in t]
+    assert "CelebA" in text, text

@@ -81,16 +81,29 @@ def attack_report(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict:
 
 
 def nearest_of_class(
-    x: Tensor, pool: Tensor, labels: Tensor, cls: int
+    x: Tensor,
+    pool: Tensor,
+    labels: Tensor,
+    cls: int,
+    margins: Tensor | None = None,
 ) -> tuple[int, float] | None:
     """The real image of class `cls` nearest to `x` in pixel space (L2).
 
     Returns (its index in `pool`, its distance), or None when `pool` holds no
     image of that class. Beside a synthetic counterfactual it shows how far
     the nearest real example of the other class is, and whether the
-    counterfactual moved towards it.
+    counterfactual moved towards it. With `margins` (the model's decision
+    margin towards `cls` on each pool image, positive where it predicts
+    `cls`), only the images the model is surest of count: labelled `cls`,
+    predicted `cls`, with a margin at least the median of those; a dataset's
+    label alone can be wrong (CelebA's often are).
     """
     mask = labels.reshape(-1) == cls
+    if margins is not None:
+        margins = margins.reshape(-1).to(torch.float64)
+        mask &= margins > 0
+        if bool(mask.any()):
+            mask &= margins >= margins[mask].median()
     if not bool(mask.any()):
         return None
     d = (pool.flatten(1) - x.reshape(1, -1)).norm(dim=1)
