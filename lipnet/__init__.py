@@ -3,6 +3,7 @@
 The public API the dashboard and outside checks rely on:
 `load`, `save`, `certified_radius`, `certified_accuracy`, `vanilla_export`,
 `lipschitz_upper_bound` (rigorous), `lipschitz_estimate`, `lipschitz_lower_bound`,
+`from_torch` (a deel-torchlip or plain torch network, its constant measured),
 plus the layers and losses.
 """
 
@@ -15,6 +16,7 @@ from .certify import (
     lipschitz_lower_bound,
     lipschitz_upper_bound,
 )
+from .convert import ConversionError, from_torch
 from .export import vanilla_export
 from .io import ModelFileError, load, save
 from .layers import (
@@ -46,6 +48,7 @@ from .losses import (
 __all__ = [
     "AOLConv2d",
     "AOLLinear",
+    "ConversionError",
     "Flatten",
     "FrobeniusLinear",
     "FullSort",
@@ -70,6 +73,7 @@ __all__ = [
     "certified_accuracy",
     "certified_radius",
     "check_lipschitz",
+    "from_torch",
     "lipschitz_estimate",
     "lipschitz_lower_bound",
     "lipschitz_upper_bound",

@@ -1,4 +1,7 @@
-"""Command line: `python -m lipnet train|eval|card|report|bounds|ood …` (see --help)."""
+"""Command line: `python -m lipnet train|eval|card|report|bounds|ood|import …`.
+
+See --help.
+"""
 
 from __future__ import annotations
 
@@ -215,6 +218,31 @@ def _bounds(args: argparse.Namespace) -> int:
     return 0
 
 
+def _import(args: argparse.Namespace) -> int:
+    from .convert import ConversionError
+    from .torch_import import import_folder
+
+    try:
+        folder, model = import_folder(args.arch, args.state, args.out, args.name)
+    except ConversionError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    print(
+        json.dumps(
+            {
+                "out": str(folder),
+                "head": model.head,
+                "classes": model.classes,
+                "lipschitz_constant": model.lipschitz_constant,
+                "lipschitz_source": model.spec["lipschitz_source"],
+                "layers": [type(m).__name__ for m in model],
+            },
+            indent=2,
+        )
+    )
+    return 0
+
+
 _DEVICE = {
     "choices": ("cpu", "cuda", "auto"),
     "default": "auto",
@@ -330,6 +358,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--quantile", type=float, default=0.99, help="share of test images not flagged"
     )
     o.set_defaults(run=_ood)
+    m = sub.add_parser(
+        "import",
+        help="a deel-torchlip or plain torch state_dict as a model folder "
+        "(Lipschitz constant measured)",
+    )
+    m.add_argument("arch", help="JSON architecture (see lipnet/torch_import.py)")
+    m.add_argument("state", help="state_dict file, read with weights_only=True")
+    m.add_argument("--out", type=Path, required=True, help="model folder to write")
+    m.add_argument("--name", help="the model's name (default: the folder's)")
+    m.set_defaults(run=_import)
     args = parser.parse_args(argv)
     return args.run(args)
 
