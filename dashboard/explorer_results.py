@@ -151,7 +151,23 @@ def certificate_verdict(v: dict, certified: bool) -> None:
 
 
 def familiarity(key: str, x_np: np.ndarray) -> None:
-    """The out-of-distribution hint: is this input like the training data?"""
+    """The out-of-distribution hint: is this input like the training data?
+
+    For a face model, first the framing: a photo that is not cropped to the
+    face like the training faces gets "crop to the face", whatever its pixel
+    statistics say.
+    """
+    if state.dataset_name(key) == "CelebA":
+        framing = results.framing(x_np)
+        if not framing.framed:
+            st.warning(
+                f"This image is not framed like the training faces "
+                f"({framing.reason}): crop to the face — one face filling the "
+                "square, eyes level — for a class that means something. The "
+                "certificate still holds.",
+                icon=":material/crop:",
+            )
+            return
     result = results.ood_hint(key, x_np)
     if result is None:
         st.caption("This model carries no out-of-distribution calibration.")

@@ -20,6 +20,7 @@ from lipnet.attacks.common import margin, predictions
 from lipnet.attacks.measure import nearest_of_class
 from lipnet.certify import NoCertificateError, certified_radius
 from lipnet.explain import attribute
+from lipnet.framing_check import Framing, check_framing
 
 NEAREST_POOL = 500
 """Test images searched for the nearest real counterfactual."""
@@ -138,6 +139,12 @@ def prediction(key: str, x: np.ndarray) -> tuple[int, float | None]:
 def ood_hint(key: str, x: np.ndarray) -> ood.OODResult | None:
     """The out-of-distribution check of one input (None: no calibration)."""
     return ood.check(state.model_by_key(key), torch.from_numpy(x))
+
+
+@st.cache_data(max_entries=256, ttl=3600, show_spinner=False)
+def framing(x: np.ndarray) -> Framing:
+    """Whether a face image is framed like the face models' training crops."""
+    return check_framing(torch.from_numpy(x))
 
 
 @st.cache_data(max_entries=256, ttl=3600, show_spinner=False)

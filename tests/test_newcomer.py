@@ -9,6 +9,7 @@ training faces says to crop to the face.
 
 from __future__ import annotations
 
+import io
 import re
 import tomllib
 from pathlib import Path
@@ -20,6 +21,8 @@ from test_dashboard import check, image_captions, metrics, start, texts
 from dashboard import results
 from lipnet import load, zoo
 from lipnet.attacks.common import margin
+from lipnet.data import grace_hopper
+from lipnet.framing_check import check_framing
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
@@ -92,3 +95,39 @@ def test_the_nearest_real_counterfactual_is_one_the_model_is_sure_of():
     assert margins[index] >= sure.median(), "the model is not sure of this image"
     (text,) = [t for t in texts(at.markdown) if "The nearest real" in t]
     assert "CelebA" in text, text
+
+
+def portrait_png() -> bytes:
+    """Grace Hopper's whole portrait (matplotlib's sample), as a user uploads it."""
+    buf = io.BytesIO()
+    grace_hopper().save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def crop_hint(at) -> list[str]:
+    return [w for w in texts(at.warning) if "crop to the face" in w]
+
+
+def test_an_uncropped_photo_on_a_face_model_says_crop_to_the_face():
+    at = start("moustache-hkr")
+    assert not crop_hint(at), "a test face is framed like the training faces"
+    check(at.radio(key="source").set_value("Grace Hopper (built-in face)").run())
+    assert not crop_hint(at), "the built-in portrait is cropped to the face"
+    check(at.radio(key="source").set_value("Upload an image").run())
+    upload = ("grace_hopper.png", portrait_png(), "image/png")
+    check(at.file_uploader(key="image_upload").set_value(upload).run())
+    (hint,) = crop_hint(at)
+    assert "the face is small in the frame" in hint, hint
+    assert not [c for c in texts(at.caption) if "looks like the training data" in c]
+
+
+def test_test_faces_are_framed_and_a_zoomed_out_face_is_not():
+    spec = zoo.read_spec(zoo.list_models()["moustache-hkr"])
+    x, _ = zoo.test_images(spec, 40)
+    assert all(check_framing(face).framed for face in x)
+    half = torch.nn.functional.interpolate(x[:10], scale_factor=0.5, mode="area")
+    frame = x[:10].mean((2, 3), keepdim=True).expand(-1, -1, 64, 64).clone()
+    frame[:, :, 16:48, 16:48] = half  # the same faces at half size, centred
+    verdicts = [check_framing(face) for face in frame]
+    assert not any(v.framed for v in verdicts)
+    assert check_framing(torch.full((1, 28, 28), 0.5)).reason.startswith("no face")
