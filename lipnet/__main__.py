@@ -122,6 +122,7 @@ def _report_on(args: argparse.Namespace, device: Any) -> int:
     from . import distributed as dist
     from .io import load
     from .report import iter_report, slice_membership, write_report, write_row_arrays
+    from .units import eps_units
     from .zoo import test_attributes, test_images
 
     model = load(args.model)
@@ -159,6 +160,7 @@ def _report_on(args: argparse.Namespace, device: Any) -> int:
                 model,
                 x[start : start + size].to(device),
                 y[start : start + size].to(device),
+                eps_grid=args.eps,
                 batch_size=size,
                 keep_counterfactuals=args.arrays,
             ):
@@ -169,11 +171,13 @@ def _report_on(args: argparse.Namespace, device: Any) -> int:
     rows = dist.gather_rows(rows)
     if not dist.is_main():
         return 0
-    summary = write_report(rows, args.out, membership=membership)
+    summary = write_report(rows, args.out, eps_grid=args.eps, membership=membership)
     if args.arrays:
         write_row_arrays(rows, x, args.out)
-    keys = ("n", "clean_accuracy", "curve")
-    print(json.dumps({k: summary[k] for k in keys}, indent=2))
+    shape = model.spec["input_shape"]
+    curve = [{**p, **eps_units(p["eps"], shape)} for p in summary.get("curve", [])]
+    out = {"n": summary["n"], "clean_accuracy": summary.get("clean_accuracy")}
+    print(json.dumps({**out, "curve": curve}, indent=2))
     return 0
 
 
@@ -241,6 +245,22 @@ def _import(args: argparse.Namespace) -> int:
         )
     )
     return 0
+
+
+REPORT_EPS_TEXT = "0.25,0.5,1,1.5,2,3"  # lipnet.report.REPORT_EPS
+
+
+def _eps_list(text: str) -> tuple[float, ...]:
+    """ε values for --eps: "0.5,36/255" → (0.5, 0.1411…), sorted, distinct."""
+    from .units import parse_eps
+
+    try:
+        values = sorted({parse_eps(v) for v in text.split(",") if v.strip()})
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    if not values or values[0] <= 0 or len(values) > 50:
+        raise argparse.ArgumentTypeError("give 1 to 50 values of ε > 0")
+    return tuple(values)
 
 
 _DEVICE = {
@@ -323,6 +343,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     r.add_argument("--out", type=Path, required=True, help="output folder")
     r.add_argument("--data", help="data directory (default: $LIPNET_DATA)")
+    r.add_argument(
+        "--eps",
+        type=_eps_list,
+        default=REPORT_EPS_TEXT,
+        help="the L2 ε of the curve, comma-separated, in [0, 1] pixel units "
+        "(0.5) or 8-bit units (36/255); the output gives each in both, and "
+        f"the per-pixel RMS in 0-255 levels (default {REPORT_EPS_TEXT})",
+    )
     r.add_argument("--batch-size", type=int, default=100)
     r.add_argument("--quiet", action="store_true", help="no progress bar")
     r.add_argument("--device", **_DEVICE)

@@ -28,6 +28,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from .attacks.result import AttackResult
+from .units import eps_255
 
 CERTIFIED = "#1b9e77"
 ATTACK = "#d95f02"
@@ -162,7 +163,8 @@ def draw_certificate(
     if radius is not None:
         ax.axvspan(0, radius, color=CERTIFIED, alpha=0.35, lw=0)
         ax.axvline(radius, color=CERTIFIED, lw=3)
-        ax.text(radius / 2, 0.72, f"certified: r = {radius:.3f}", ha="center")
+        label = f"certified: r = {radius:.3f} ({eps_255(radius):.3g}/255)"
+        ax.text(radius / 2, 0.72, label, ha="center")
     what = "attack needed {:.3f} to flip" if flipped else "spent {:.3f}, no flip"
     ax.plot([distance], [0.3], "x", color=ATTACK, ms=12, mew=3)
     side = "right" if distance > 0.6 * top else "center"

@@ -37,5 +37,6 @@ def test_explore_notebook_runs(tmp_path, monkeypatch):
     assert "['0', '8'] binary" in text
     assert "MNIST test images (200, 1, 28, 28)" in text
     assert text.count("certified r =") == 8
+    assert "ε = 0.1412 (36/255; 1.29/255 RMS per pixel): certified accuracy" in text
     figures = [o for o in outputs if "image/png" in o.get("data", {})]
     assert len(figures) == 5  # overview, certificate, views, path, curve
