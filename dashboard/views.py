@@ -23,11 +23,13 @@ DIFF_SCALE = 0.5  # difference maps span [-0.5, 0.5] for every model
 DIFF_COLORS = "RdBu_r"
 HEIGHT = 300
 VIEW_SIZE = 280  # pixels across an image view
+FONT_SIZE = 14  # every label readable on a projector at 1280 × 720
 
 
 def _layout(fig: go.Figure, title: str, height: int = HEIGHT) -> go.Figure:
     fig.update_layout(
-        title={"text": title, "x": 0.02, "font": {"size": 15}},
+        title={"text": title, "x": 0.02, "font": {"size": 17}},
+        font={"size": FONT_SIZE},
         height=height,
         margin={"l": 10, "r": 10, "t": 40, "b": 10},
     )
@@ -251,17 +253,18 @@ def decision_map_figure(
 def distance_figure(pairs: Sequence[tuple[str, np.ndarray, np.ndarray]]) -> go.Figure:
     """|f(x)| against the distance to the boundary, one panel per network.
 
-    Each network has its own y-axis: the unconstrained network's |f| can be a
-    hundred times the distance and would flatten the hKR points to a line.
     The dashed y = x line is where |f| is exactly the distance, i.e. where
     the certificate |f| / L is exact; a 1-Lipschitz network stays below it.
+    The first panel (hKR) is linear; the others have logarithmic axes of
+    their own: an unconstrained network's |f| can be a hundred times the
+    distance, which on a linear axis flattens the y = x line to zero.
     """
     from plotly.subplots import make_subplots
 
     titles = [
         f"{name}: |f| ≤ distance (1-Lipschitz)"
         if i == 0
-        else f"{name}: no bound, own scale"
+        else f"{name}: no bound (log scales)"
         for i, (name, _, _) in enumerate(pairs)
     ]
     fig = make_subplots(
@@ -271,8 +274,11 @@ def distance_figure(pairs: Sequence[tuple[str, np.ndarray, np.ndarray]]) -> go.F
     for col, ((name, dist, f), color) in enumerate(
         zip(pairs, colors, strict=False), start=1
     ):
-        finite = np.isfinite(dist)
-        top = float(np.max(dist[finite])) if finite.any() else 1.0
+        log = col > 1
+        shown = np.isfinite(dist) & ((dist > 0) & (f > 0) if log else True)
+        dist, f = dist[shown], f[shown]
+        top = float(np.max(dist)) if dist.size else 1.0
+        low = float(np.min(dist)) if log and dist.size else 0.0
         fig.add_trace(
             go.Scatter(
                 x=dist,
@@ -288,8 +294,8 @@ def distance_figure(pairs: Sequence[tuple[str, np.ndarray, np.ndarray]]) -> go.F
         )
         fig.add_trace(
             go.Scatter(
-                x=[0, top],
-                y=[0, top],
+                x=[low, top],
+                y=[low, top],
                 mode="lines",
                 name="|f| = distance (exact certificate)",
                 legendgroup="exact",
@@ -300,11 +306,14 @@ def distance_figure(pairs: Sequence[tuple[str, np.ndarray, np.ndarray]]) -> go.F
             row=1,
             col=col,
         )
-        fig.update_xaxes(title="distance to the decision boundary", row=1, col=col)
-        fig.update_yaxes(title=f"|f(x)|, {name}", row=1, col=col)
-    fig.update_annotations(font_size=12)
-    fig.update_layout(legend={"orientation": "h", "yanchor": "top", "y": -0.22, "x": 0})
-    fig = _layout(fig, "Is |f| a distance?", height=420)
+        axis = {"type": "log"} if log else {}
+        fig.update_xaxes(
+            title="distance to the decision boundary", row=1, col=col, **axis
+        )
+        fig.update_yaxes(title=f"|f(x)|, {name}", row=1, col=col, **axis)
+    fig.update_annotations(font_size=FONT_SIZE)
+    fig.update_layout(legend={"orientation": "h", "yanchor": "top", "y": -0.25, "x": 0})
+    fig = _layout(fig, "Is |f| a distance?", height=460)
     fig.update_layout(margin={"l": 10, "r": 10, "t": 70, "b": 10})
     return fig
 

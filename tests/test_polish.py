@@ -3,6 +3,7 @@ model card's tables, the SVG charts' labels and the "moustache" spelling."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import re
@@ -10,6 +11,7 @@ import xml.etree.ElementTree as ET
 from itertools import combinations
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from streamlit.testing.v1 import AppTest
@@ -40,6 +42,13 @@ def figures(at: AppTest) -> dict[str, dict]:
         fig = json.loads(chart.proto.spec)
         out[fig["layout"].get("title", {}).get("text", "")] = fig
     return out
+
+
+def values(array) -> np.ndarray:
+    """A plotly JSON array: a list, or numpy's bytes as {"dtype", "bdata"}."""
+    if isinstance(array, dict):
+        return np.frombuffer(base64.b64decode(array["bdata"]), dtype=array["dtype"])
+    return np.asarray(array, dtype=float)
 
 
 # --------------------------------------------------------------------------
@@ -73,6 +82,23 @@ def test_playground_figures_have_no_stray_legend_a_visible_disc_and_two_axes():
     assert "hKR" in by_axis["y"] and "unconstrained" in by_axis["y2"]
     for names in by_axis.values():  # y = x, where the certificate is exact
         assert any("|f| = distance" in n for n in names)
+
+    # Issue 20: the unconstrained panel's y = x line lay flat at 0 (|f| up to
+    # 200 on a linear axis): that panel has log axes, and its line spans the
+    # points' own distances.
+    assert layout["xaxis2"].get("type") == "log" == layout["yaxis2"].get("type")
+    assert layout["yaxis"].get("type") in (None, "linear")
+    (line,) = [
+        t for t in dist["data"] if t.get("yaxis") == "y2" and "|f| =" in t["name"]
+    ]
+    (points,) = [
+        t for t in dist["data"] if t.get("yaxis") == "y2" and t["mode"] == "markers"
+    ]
+    xs = values(points["x"])
+    assert min(line["x"]) > 0 and min(line["x"]) <= xs.min()
+    assert max(line["x"]) >= xs.max()
+    # The snowflake ring's second, inner boundary is explained.
+    assert any("inner edge" in c.value for c in at.caption)
 
     # Two moons at the defaults: trained to ≥ 95% in the page itself.
     check(at.selectbox(key="toy_dataset").set_value("two moons").run())

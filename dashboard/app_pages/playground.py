@@ -89,6 +89,13 @@ with view:
         else:
             col.caption(f"f(point) = {f:+.3f}: no certificate, the disc is unknown.")
 
+if dataset == "snowflake ring":
+    st.caption(
+        "The snowflake ring: white points (−1) fill the ring between two Von Koch "
+        "snowflakes, dark points (+1) the centre and the outside. So the decision "
+        "boundary is two closed curves, the ring's outer and inner edges: the "
+        "small closed curve in the middle is the inner edge, not a stray region."
+    )
 st.subheader("|f(x)| against the true distance to the decision boundary")
 sample = x[:300]
 pairs = []
