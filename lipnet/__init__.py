@@ -22,6 +22,7 @@ from .io import ModelFileError, load, save
 from .layers import (
     AOLConv2d,
     AOLLinear,
+    BlockOrthogonalConv2d,
     Flatten,
     FrobeniusLinear,
     FullSort,
@@ -48,6 +49,7 @@ from .losses import (
 __all__ = [
     "AOLConv2d",
     "AOLLinear",
+    "BlockOrthogonalConv2d",
     "ConversionError",
     "Flatten",
     "FrobeniusLinear",

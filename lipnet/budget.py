@@ -129,6 +129,8 @@ def _step(
         return _conv(kind, a, x, budget)
     if kind == "OrthogonalConv2d":
         return _orthogonal(a, x, budget)
+    if kind == "BlockOrthogonalConv2d":
+        return _block_orthogonal(a, x, budget)
     if kind in _POOL:
         _need_image(x)
         return F.avg_pool2d(x, _pair(a["kernel_size"]))
@@ -240,6 +242,39 @@ def _orthogonal(a: Mapping[str, Any], x: torch.Tensor, budget: Budget) -> torch.
     budget.temporary(16 * cout * cin * ih * iw)
     budget.parameters += cout * cin * kh * kw + 1 + cout
     budget.forward_macs += 4 * freqs * cin * cout + 10 * (cin + cout) * ih * iw
+    return torch.empty(1, cout, ih, iw, device="meta")
+
+
+def _block_orthogonal(
+    a: Mapping[str, Any], x: torch.Tensor, budget: Budget
+) -> torch.Tensor:
+    """A kernel-space orthogonal convolution: exactly `input_size`, odd k×k
+    kernel built from QR-orthonormalized projectors on min(cin, cout) channels,
+    measured like a circular conv."""
+    _need_image(x)
+    cin, cout = a["in_channels"], a["out_channels"]
+    kh, kw = _pair(a["kernel_size"])
+    ih, iw = _pair(a["input_size"])
+    if tuple(x.shape[1:]) != (cin, ih, iw):
+        raise ValueError(
+            f"expects inputs of {[cin, ih, iw]}, the input has {list(x.shape[1:])}"
+        )
+    if kh > ih or kw > iw:
+        raise ValueError(f"kernel {[kh, kw]} is larger than the input {[ih, iw]}")
+    if kh % 2 == 0 or kw % 2 == 0:
+        raise ValueError(f"kernel_size must be odd, got {[kh, kw]}")
+    small, large = min(cin, cout), max(cin, cout)
+    blocks, rank = kh + kw - 2, max(1, small // 2)
+    # QR of each projector and of the 1×1 map, the block chain, the composition.
+    budget.build_flops += 4 * blocks * small * rank**2 + 4 * large * small**2
+    budget.build_flops += 4 * blocks * small**2 * rank * kh * kw
+    budget.build_flops += 2 * large * small**2 * kh * kw
+    budget.temporary(8 * large * small * kh * kw)
+    conv = {**a, "padding": (kh // 2, kw // 2)}
+    budget.largest_fft = max(budget.largest_fft, _fft_entries(conv, (ih, iw)))
+    budget.build_flops += _fft_flops(conv, (ih, iw))
+    budget.parameters += blocks * small * rank + large * small + cout
+    budget.forward_macs += cout * cin * kh * kw * ih * iw
     return torch.empty(1, cout, ih, iw, device="meta")
 
 

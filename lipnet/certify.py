@@ -19,6 +19,7 @@ from torch import Tensor, nn
 from .constraints import conv_operator_norm, power_iteration
 from .layers import (
     HEAD_FACTORS,
+    BlockOrthogonalConv2d,
     Flatten,
     FullSort,
     GroupSort,
@@ -436,6 +437,11 @@ def _exact_norm(layer: nn.Module, size: tuple[int, ...], per_neuron: bool) -> fl
         gram = q @ q.mH if q.shape[-2] <= q.shape[-1] else q.mH @ q
         top = torch.linalg.eigvalsh(gram)[:, -1].max().clamp_min(0).sqrt()
         return float(top) * layer.k
+    if isinstance(layer, BlockOrthogonalConv2d):
+        with torch.no_grad(), eval_mode(layer):
+            kernel = layer.kernel().detach().double().cpu()
+        pad = (layer.kernel_size[0] // 2, layer.kernel_size[1] // 2)
+        return float(conv_operator_norm(kernel, size, 1, pad, "circular"))
     if isinstance(layer, nn.Conv2d):
         if layer.groups != 1 or layer.dilation != (1, 1):
             raise TypeError("no exact norm for grouped or dilated convolutions")

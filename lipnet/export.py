@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from .layers import (
+    BlockOrthogonalConv2d,
     Flatten,
     InvertibleDownSampling,
     LipschitzLayer,
@@ -36,7 +37,7 @@ def _plain(layer: nn.Module) -> nn.Module:
             bias=layer.bias is not None,
             padding_mode=layer.padding_mode,
         )
-    elif isinstance(layer, OrthogonalConv2d):
+    elif isinstance(layer, OrthogonalConv2d | BlockOrthogonalConv2d):
         return layer.plain_conv()
     elif isinstance(layer, Flatten):
         return nn.Flatten()

@@ -125,10 +125,16 @@ def gnp(
     activation: str = "groupsort2",
     head: str = "frobenius",
     low_pass: int = 1,
+    conv: str = "block",
 ) -> list[nn.Module]:
     """A gradient-norm-preserving network: stages of (2× space-to-depth →
-    OrthogonalConv2d → activation)×convs_per_stage, then Flatten → Björck dense
+    orthogonal conv → activation)×convs_per_stage, then Flatten → Björck dense
     layers → head.
+
+    `conv` picks the orthogonal convolution: "block" (BlockOrthogonalConv2d,
+    k×k kernels built in kernel space, trains at about a plain conv's cost)
+    or "cayley" (OrthogonalConv2d, Cayley per frequency, grid-wide kernels;
+    the shipped face models use it).
 
     Every layer is orthogonal or a co-isometry when each stage's channels are
     at most 4× the previous stage's (the space-to-depth output): the gradient
@@ -143,6 +149,9 @@ def gnp(
     high-frequency checkerboard that a person (or a judge looking at a
     down-sampled view) cannot see.
     """
+    convs = {"block": L.BlockOrthogonalConv2d, "cayley": L.OrthogonalConv2d}
+    if conv not in convs:
+        raise ValueError(f"unknown conv {conv!r}; choose from {sorted(convs)}")
     c, h, w = (int(v) for v in input_shape)
     layers: list[nn.Module] = []
     if low_pass > 1:
@@ -153,7 +162,7 @@ def gnp(
         c, h, w = c * 4, h // 2, w // 2
         for _ in range(convs_per_stage):
             layers += [
-                L.OrthogonalConv2d(c, out, kernel_size, input_size=(h, w)),
+                convs[conv](c, out, kernel_size, input_size=(h, w)),
                 _activation(activation),
             ]
             c = out

@@ -3,8 +3,8 @@
 A certificate is proved for exact arithmetic; the closer the machine comes to
 it, the less the rounding bound (`lipnet.rounding`) takes from each radius.
 `to_float64` keeps the constrained weights exactly as float32 computed them
-(the Björck, AOL and Cayley results of the trained model, cast exactly to
-float64) and runs every forward pass in float64 from then on, so scores,
+(the Björck, AOL, Cayley and block-orthogonal results of the trained model,
+cast exactly to float64) and runs every forward pass in float64 from then on, so scores,
 certificates and counterfactuals describe the trained function to ~1e-13.
 """
 
@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from .constraints import _CachedInEval
-from .layers import OrthogonalConv2d, eval_mode
+from .layers import BlockOrthogonalConv2d, OrthogonalConv2d, eval_mode
 
 
 def _constrained_weights(model: nn.Module) -> list[tuple[nn.Module, torch.Tensor]]:
@@ -45,6 +45,11 @@ def to_float64(model: nn.Module) -> nn.Module:
         for m in model.modules():
             if isinstance(m, OrthogonalConv2d):
                 spectra.append((m, m.frequency_matrices()))
+        kernels = [
+            (m, m.kernel())
+            for m in model.modules()
+            if isinstance(m, BlockOrthogonalConv2d)
+        ]
     model.double()
     with torch.no_grad():
         for p, w in weights:
@@ -54,6 +59,8 @@ def to_float64(model: nn.Module) -> nn.Module:
         for m, q in spectra:
             key = (m.weight._version, m.scale._version, m.weight.data_ptr())
             m._cache = (key, q.to(torch.complex128))
+        for m, kernel in kernels:
+            m.freeze(kernel)
     return model
 
 

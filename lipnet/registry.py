@@ -63,6 +63,17 @@ REGISTRY: dict[str, tuple[type[nn.Module], dict[str, Any]]] = {
             "k": float,
         },
     ),
+    "BlockOrthogonalConv2d": (
+        L.BlockOrthogonalConv2d,
+        {
+            "in_channels": int,
+            "out_channels": int,
+            "kernel_size": Pair,
+            "input_size": Pair,
+            "bias": bool,
+            "k": float,
+        },
+    ),
     "AOLConv2d": (
         L.AOLConv2d,
         {

@@ -30,6 +30,7 @@ import torch
 from torch import Tensor, nn
 
 from .layers import (
+    BlockOrthogonalConv2d,
     Flatten,
     FullSort,
     GroupSort,
@@ -145,6 +146,14 @@ def layer_rounding(
         stages = 2 * math.ceil(math.log2(h * w)) + 8
         terms = layer.in_channels * h * w + 2 * layer.in_channels + stages
         return LayerRounding(lipschitz, _abs_norm(kernel), offset, terms)
+    if isinstance(layer, BlockOrthogonalConv2d):
+        # Eval mode computes one circular conv with the composed kernel.
+        with torch.no_grad(), eval_mode(layer):
+            w = layer.kernel().detach().double().cpu()
+        terms = w.shape[1] * w.shape[2] * w.shape[3] + 1
+        return LayerRounding(
+            lipschitz, _abs_norm(w.abs().sum(dim=(2, 3))), offset, terms
+        )
     if isinstance(layer, nn.Conv2d):
         w = _weight(layer)
         terms = w.shape[1] * w.shape[2] * w.shape[3] + 1

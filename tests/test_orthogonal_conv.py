@@ -16,6 +16,7 @@ from lipnet.models import build_model
 
 GNP = {
     "kind": "gnp",
+    "conv": "cayley",
     "channels": [12, 24],
     "convs_per_stage": 2,
     "widths": [32],

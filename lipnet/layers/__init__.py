@@ -2,6 +2,7 @@
 
 from .activations import FullSort, GroupSort, GroupSort2, MaxMin, group_sort
 from .base import LipschitzLayer, eval_mode
+from .block_orthogonal_conv import BlockOrthogonalConv2d
 from .conv import AOLConv2d, SpectralConv2d
 from .linear import AOLLinear, FrobeniusLinear, SpectralLinear
 from .orthogonal_conv import OrthogonalConv2d
@@ -17,6 +18,7 @@ __all__ = [
     "HEAD_FACTORS",
     "AOLConv2d",
     "AOLLinear",
+    "BlockOrthogonalConv2d",
     "Flatten",
     "FrobeniusLinear",
     "FullSort",

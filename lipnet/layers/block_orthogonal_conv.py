@@ -1,0 +1,208 @@
+"""An orthogonal convolution built in kernel space, trained at a plain conv's cost."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .base import LipschitzLayer
+from .conv import _pair
+
+FLOAT_MARGIN = 1e-5
+
+
+def circular_pad(x: Tensor, ph: int, pw: int) -> Tensor:
+    """Wrap-around padding of the last two dims (F.pad 'circular', cheaper backward)."""
+    if pw:
+        x = torch.cat((x[..., -pw:], x, x[..., :pw]), dim=-1)
+    if ph:
+        x = torch.cat((x[..., -ph:, :], x, x[..., :ph, :]), dim=-2)
+    return x
+
+
+def _block(x: Tensor, q: Tensor, dim: int) -> Tensor:
+    """Compose the kernel `x` (m, n, th, tw) with the two-tap block [P, I − P].
+
+    P = q qᵀ is an orthogonal projector (q has orthonormal columns), so the
+    block's symbol P + (I − P)·z is unitary for every |z| = 1: the block is
+    an orthogonal circular convolution, and so is the composition. Tap j of
+    the result is P·x_j + (I − P)·x_{j−1} = x_{j−1} + P·(x_j − x_{j−1}),
+    one product with q and one with qᵀ, along `dim` (−1 across, −2 down).
+    """
+    before, after = ((1, 0), (0, 1)) if dim == -1 else ((0, 0, 1, 0), (0, 0, 0, 1))
+    prev = F.pad(x, before)
+    diff = F.pad(x, after) - prev
+    flat = diff.reshape(diff.shape[0], -1)
+    return prev + (q @ (q.mT @ flat)).reshape(diff.shape)
+
+
+class BlockOrthogonalConv2d(nn.Module, LipschitzLayer):
+    """Circular k×k convolution that is orthogonal by construction (BCOP).
+
+    After Li et al. (NeurIPS 2019, arXiv 1911.00937) and the block-convolution
+    form of AOC (Boissin et al., 2025): on m = min(cin, cout) channels, a
+    1×1 orthogonal matrix is composed with (kh − 1) vertical and (kw − 1)
+    horizontal two-tap blocks [P, I − P], each P an orthogonal projector of
+    rank m/2 (columns orthonormalized by a QR decomposition, which is
+    backward stable whatever the conditioning). Each factor's symbol is
+    unitary at every frequency, so the k×k kernel is an orthogonal circular
+    convolution: every singular value is 1 (times 1 − 10⁻⁵ for float32
+    rounding) on any grid. With cin ≠ cout a 1×1 map with orthonormal rows
+    (cin > cout, applied first) or columns (cin < cout, applied last) changes
+    the width, so the layer is a co-isometry or an isometry, which keeps the
+    gradient's norm through a GNP network. Training evaluates those two
+    factors separately (cheaper than one cin × cout conv); eval mode runs
+    one plain circular conv with the composed, cached kernel, the same map
+    `plain_conv` exports. Inputs must be exactly `input_size`.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int | Sequence[int],
+        input_size: int | Sequence[int],
+        bias: bool = True,
+        k: float = 1.0,
+    ) -> None:
+        super().__init__()
+        if not k > 0:
+            raise ValueError(f"k must be positive, got {k}")
+        self.in_channels, self.out_channels = int(in_channels), int(out_channels)
+        self.kernel_size = _pair(kernel_size)
+        self.input_size = _pair(input_size)
+        if any(ks % 2 == 0 or ks < 1 for ks in self.kernel_size):
+            raise ValueError(f"kernel_size must be odd, got {self.kernel_size}")
+        if any(ks > n for ks, n in zip(self.kernel_size, self.input_size, strict=True)):
+            raise ValueError(
+                f"kernel {self.kernel_size} larger than the input {self.input_size}"
+            )
+        self.k = float(k)
+        self.lipschitz = self.k
+        m = min(self.in_channels, self.out_channels)
+        blocks = self.kernel_size[0] + self.kernel_size[1] - 2
+        self.projectors = nn.Parameter(torch.randn(blocks, m, max(1, m // 2)))
+        wide = max(self.in_channels, self.out_channels)
+        self.mixing = nn.Parameter(nn.init.orthogonal_(torch.empty(wide, m)))
+        self.bias = nn.Parameter(torch.zeros(out_channels)) if bias else None
+        self._cache: tuple[tuple[int, ...], Tensor] | None = None
+
+    def _order(self) -> list[int]:
+        """The blocks' directions, alternating (−2 down, −1 across) while both last."""
+        down, across = self.kernel_size[0] - 1, self.kernel_size[1] - 1
+        order: list[int] = []
+        while down or across:
+            if across:
+                order.append(-1)
+                across -= 1
+            if down:
+                order.append(-2)
+                down -= 1
+        return order
+
+    def factors(self) -> tuple[Tensor | None, Tensor]:
+        """(R, X): the width-changing 1×1 map (cout × cin, None when square) and
+        the m × m × kh × kw orthogonal kernel (R folded in when square), times
+        (1 − 10⁻⁵)·k."""
+        qs = torch.linalg.qr(self.projectors).Q
+        mix = torch.linalg.qr(self.mixing).Q  # (max, m), orthonormal columns
+        m = mix.shape[1]
+        if self.in_channels == self.out_channels:
+            x, rect = mix.T.reshape(m, m, 1, 1), None
+        else:
+            x = torch.eye(m, dtype=mix.dtype, device=mix.device).reshape(m, m, 1, 1)
+            rect = mix.T if self.out_channels < self.in_channels else mix
+        for q, dim in zip(qs, self._order(), strict=True):
+            x = _block(x, q, dim)
+        return rect, x * ((1 - FLOAT_MARGIN) * self.k)
+
+    def kernel(self) -> Tensor:
+        """The (cout, cin, kh, kw) kernel of the whole map; cached in eval mode."""
+        key = (
+            self.projectors._version,
+            self.mixing._version,
+            self.projectors.data_ptr(),
+            self.mixing.data_ptr(),
+        )
+        if not self.training and self._cache is not None and self._cache[0] == key:
+            return self._cache[1]
+        rect, x = self.factors()
+        if rect is not None and self.out_channels < self.in_channels:
+            x = torch.einsum("abij,bc->acij", x, rect)
+        elif rect is not None:
+            x = torch.einsum("ab,bcij->acij", rect, x)
+        if not self.training:
+            x = x.detach()
+            self._cache = (key, x)
+        return x
+
+    def freeze(self, kernel: Tensor) -> None:
+        """Cache `kernel` as this layer's eval-mode kernel for its current parameters
+        (how a float64 copy keeps the kernel its float32 parameters built)."""
+        key = (
+            self.projectors._version,
+            self.mixing._version,
+            self.projectors.data_ptr(),
+            self.mixing.data_ptr(),
+        )
+        self._cache = (key, kernel.detach().to(self.projectors))
+
+    def forward(self, x: Tensor) -> Tensor:
+        if tuple(x.shape[-2:]) != self.input_size or x.shape[-3] != self.in_channels:
+            raise ValueError(
+                f"BlockOrthogonalConv2d expects inputs of {self.in_channels}x"
+                f"{self.input_size[0]}x{self.input_size[1]}, got "
+                f"{'x'.join(str(v) for v in x.shape[-3:])}"
+            )
+        batch = x.shape[:-3]
+        x = x.reshape(-1, *x.shape[-3:])
+        ph, pw = self.kernel_size[0] // 2, self.kernel_size[1] // 2
+        if not self.training:
+            y = F.conv2d(circular_pad(x, ph, pw), self.kernel(), self.bias)
+            return y.reshape(*batch, *y.shape[-3:])
+        rect, kernel = self.factors()
+        widen = rect is not None and self.out_channels > self.in_channels
+        if rect is not None and not widen:
+            x = F.conv2d(x, rect[:, :, None, None])
+        y = F.conv2d(circular_pad(x, ph, pw), kernel, None if widen else self.bias)
+        if widen:
+            y = F.conv2d(y, rect[:, :, None, None], self.bias)
+        return y.reshape(*batch, *y.shape[-3:])
+
+    def plain_conv(self) -> nn.Conv2d:
+        """The same map as a plain circular nn.Conv2d with the composed k×k kernel."""
+        kernel = self.kernel().detach()
+        out = nn.Conv2d(
+            self.in_channels,
+            self.out_channels,
+            self.kernel_size,
+            padding=(self.kernel_size[0] // 2, self.kernel_size[1] // 2),
+            padding_mode="circular",
+            bias=self.bias is not None,
+            device=kernel.device,
+        )
+        with torch.no_grad():
+            out.weight.copy_(kernel)
+            if self.bias is not None:
+                out.bias.copy_(self.bias)
+        return out
+
+    def config(self) -> dict[str, Any]:
+        return {
+            "in_channels": self.in_channels,
+            "out_channels": self.out_channels,
+            "kernel_size": list(self.kernel_size),
+            "input_size": list(self.input_size),
+            "bias": self.bias is not None,
+            "k": self.k,
+        }
+
+    def extra_repr(self) -> str:
+        return (
+            f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+            f"input_size={self.input_size}, k={self.k:g}"
+        )
