@@ -130,8 +130,8 @@ def overshoot_note(v: dict, overshoot: float) -> None:
         st.caption(
             f"Overshoot {overshoot:g}: the change goes past the boundary on purpose. "
             f"A tight certificate predicts a size of (1 + {overshoot:g})·r = "
-            f"{(1 + overshoot) * radius:.3f}; set the overshoot to 0 for the "
-            "smallest flip."
+            f"{(1 + overshoot) * radius:.3f}; the chart below marks the smallest "
+            "flip found (◆)."
         )
 
 

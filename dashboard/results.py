@@ -70,6 +70,7 @@ def result_views(
         None if result.certified_radius is None else float(result.certified_radius[0])
     )
     distance = float(result.l2[0])
+    overshoot = float(dict(params).get("overshoot", 0.0))
     views_out = {
         "headline": f"{before} → {after} ({verdict})",
         "after": after,
@@ -92,7 +93,11 @@ def result_views(
             result.outputs_before[0], result.outputs_after[0], classes
         ),
         "certificate": svg_charts.certificate_chart(
-            radius, distance, flipped=bool(result.success[0])
+            radius,
+            distance,
+            flipped=bool(result.success[0]),
+            overshoot=overshoot,
+            smallest=smallest_flip(key, x, params) if overshoot > 0.05 else None,
         )
         if certified
         else None,
@@ -120,6 +125,24 @@ def result_views(
                 )
             )
     return views_out
+
+
+SMALLEST_OVERSHOOT = 0.02
+"""The transport step just past the boundary: the smallest flip it finds."""
+
+
+def smallest_flip(key: str, x: np.ndarray, params: tuple) -> float | None:
+    """The size of the smallest flip the transport step finds (overshoot 0.02,
+    the same box and target as `params`), or None when it does not flip."""
+    kept = dict(params)
+    small = (
+        ("box", kept.get("box", True)),
+        ("overshoot", SMALLEST_OVERSHOOT),
+        ("step_size", 1.0),
+        ("target", kept.get("target")),
+    )
+    r = run_attack(key, x, "transport", small)
+    return float(r.l2[0]) if bool(r.success[0]) else None
 
 
 @st.cache_data(max_entries=256, ttl=3600, show_spinner=False)

@@ -5,6 +5,11 @@ browser about 0.22 s of CPU per rerun, almost half of its work; as SVG (shown
 with `st.html`) they cost next to nothing, which is what lets ten people
 share a 2-core demo machine (bench/bench_load.py). Values show on hover
 through SVG <title> elements. Colours and titles match `views`.
+
+Each chart's drawing is about as wide as the column it is shown in at
+1280 × 720 (`WIDTH`, `NARROW`), so its text (`SIZE`, titles `TITLE_SIZE`) is
+at least 14 px on a projector, and labels sit in lanes and legends of their
+own, so no line or bar crosses them.
 """
 
 from __future__ import annotations
@@ -18,7 +23,11 @@ import torch
 
 from dashboard.views import CERTIFIED, NEUTRAL, UNCONSTRAINED
 
-WIDTH = 560  # drawing units across; a chart scales to its column
+WIDTH = 560  # drawing units across a full-width chart (a column of 540 px)
+NARROW = 280  # across a chart in half the result column (270 px)
+SIZE = 15  # every label, in drawing units: ≥ 14 px at 1280 × 720
+TITLE_SIZE = 17
+LINE = 22  # between the baselines of two lines of labels
 TEXT = "#31333F"  # Streamlit's text colour
 GRID = "#e6e6e6"
 FONT = 'font-family="sans-serif"'
@@ -44,10 +53,10 @@ class Frame:
     y1: float
     height: int
     width: int = WIDTH
-    left: int = 48
+    left: int = 56
     right: int = 12
     top: int = 34
-    bottom: int = 44
+    bottom: int = 48
 
     def x(self, v: float) -> float:
         span = self.width - self.left - self.right
@@ -68,7 +77,7 @@ class Frame:
 
 
 def _text(
-    x: float, y: float, s: str, size: int = 11, anchor: str = "middle", **kw
+    x: float, y: float, s: str, size: int = SIZE, anchor: str = "middle", **kw
 ) -> str:
     extra = "".join(f' {k.replace("_", "-")}="{v}"' for k, v in kw.items())
     return (
@@ -91,7 +100,7 @@ def _svg(title: str, f: Frame, body: list[str]) -> str:
         'width="100%" role="img" '
         f'aria-label="{escape(title)}" {FONT}>'
         f"<title>{escape(title)}</title>"
-        + _text(4, 18, title, size=15, anchor="start", font_weight="bold")
+        + _text(4, 20, title, size=TITLE_SIZE, anchor="start", font_weight="bold")
         + "".join(body)
         + "</svg>"
     )
@@ -99,38 +108,45 @@ def _svg(title: str, f: Frame, body: list[str]) -> str:
 
 def _x_axis(f: Frame, title: str) -> list[str]:
     out = [_line(f.left, f.floor, f.end, f.floor, TEXT)]
-    for t in nice_ticks(f.x0, f.x1):
+    for t in nice_ticks(f.x0, f.x1, 4):
         out.append(_line(f.x(t), f.floor, f.x(t), f.floor + 4, TEXT))
-        out.append(_text(f.x(t), f.floor + 16, f"{t:g}", size=10))
-    out.append(_text((f.left + f.end) / 2, f.height - 6, title))
+        out.append(_text(f.x(t), f.floor + 19, f"{t:g}"))
+    out.append(_text((f.left + f.end) / 2, f.floor + 19 + LINE, title))
     return out
 
 
-def _y_grid(f: Frame, title: str | None = None) -> list[str]:
-    out = []
+def _y_grid(f: Frame, title: str | None = None, grid: bool = True) -> list[str]:
+    """The y ticks and their values, with grid lines across the plot (or, where
+    labels sit inside the plot, only short ticks that cross none)."""
+    out = [] if grid else [_line(f.left, f.top, f.left, f.floor, TEXT)]
     for t in nice_ticks(f.y0, f.y1, 4):
-        out.append(_line(f.left, f.y(t), f.end, f.y(t), GRID))
-        out.append(_text(f.left - 5, f.y(t) + 3, f"{t:g}", size=10, anchor="end"))
+        y = f.y(t)
+        out.append(
+            _line(f.left, y, f.end, y, GRID)
+            if grid
+            else _line(f.left - 4, y, f.left, y, TEXT)
+        )
+        out.append(_text(f.left - 6, y + 5, f"{t:g}", anchor="end"))
     if title:
         mid = (f.top + f.floor) / 2
-        out.append(_text(12, mid, title, transform=f"rotate(-90 12 {mid:.1f})"))
+        out.append(_text(14, mid, title, transform=f"rotate(-90 14 {mid:.1f})"))
     return out
 
 
 def _legend(f: Frame, items: Sequence[tuple[str, str, str]], y: float) -> list[str]:
     """Entries (label, colour, "box" | "line" | "dash") right-aligned at height y."""
-    out, x = [], f.width - 12
+    out, x = [], f.width - 4
     for label, color, kind in reversed(items):
-        x -= 7 * len(label) + 26
+        x -= text_width(label, SIZE) + 30
         if kind == "box":
             out.append(
-                f'<rect x="{x:.1f}" y="{y - 9:.1f}" width="10" height="10" '
+                f'<rect x="{x:.1f}" y="{y - 11:.1f}" width="12" height="12" '
                 f'fill="{color}"/>'
             )
         else:
             dash = {"stroke_dasharray": "5 3"} if kind == "dash" else {}
-            out.append(_line(x, y - 4, x + 14, y - 4, color, 2, **dash))
-        out.append(_text(x + 18, y, label, size=11, anchor="start"))
+            out.append(_line(x, y - 5, x + 16, y - 5, color, 2, **dash))
+        out.append(_text(x + 20, y, label, anchor="start"))
     return out
 
 
@@ -142,14 +158,12 @@ def text_width(s: str, size: float) -> float:
     return CHAR_WIDTH * size * len(s)
 
 
-def _fit(name: str, room: float, size: int = 11) -> tuple[str, int]:
-    """A label and a font size that fit `room` pixels: smaller, then shortened."""
-    for s in (size, size - 2):
-        if text_width(name, s) <= room:
-            return name, s
-    s = size - 2
-    keep = max(1, int(room / (CHAR_WIDTH * s)) - 1)
-    return name[:keep] + "…", s
+def _fit(name: str, room: float) -> str:
+    """A label that fits `room` drawing units at SIZE: shortened with "…" if need be."""
+    if text_width(name, SIZE) <= room:
+        return name
+    keep = max(1, int(room / (CHAR_WIDTH * SIZE)) - 1)
+    return name[:keep] + "…"
 
 
 def scores_chart(
@@ -157,10 +171,9 @@ def scores_chart(
 ) -> str:
     """Class scores before and after the attack (a binary logit is shown as is).
 
-    The value over each bar is written across when it fits the bar and along
-    it (rotated) when it does not, as with ten classes; the frame keeps room
-    for it above the highest bar and below the lowest. Class names shrink,
-    then shorten, to fit their group (the full name is in the bars' tooltips).
+    The value of each bar is written over it when it fits the bar's width at
+    SIZE (one logit, a few classes); with ten classes it is on hover only,
+    like every class's full name (a long one is shortened to its group).
     """
     b, a = (
         before.detach().cpu().reshape(-1).tolist(),
@@ -171,36 +184,33 @@ def scores_chart(
         if len(b) == 1 and len(classes) == 2
         else list(classes)
     )
-    # Narrower than the others (it sits in a column two fifths wide), with the
-    # legend under the title.
-    height, width, top, bottom, left, right = 310, 360, 48, 44, 48, 12
-    group = (width - left - right) / len(names)
-    bar = min(group * 0.38, 60)
-    size = 9
+    # In half the result column, with the legend under the title.
+    height, top, bottom, left, right = 300, 62, 36, 56, 8
+    group = (NARROW - left - right) / len(names)
+    bar = min(group * 0.4, 60)
     values = [f"{v:+.2f}" for v in (*b, *a)]
-    longest = max(text_width(t, size) for t in values)
-    rotate = longest > bar - 1
-    room = (longest if rotate else size) + 4  # pixels a value label needs
+    labelled = max(text_width(t, SIZE) for t in values) <= bar + 4
+    room = SIZE + 6 if labelled else 0  # drawing units a value label needs
     lo, hi = min(0.0, *b, *a), max(0.0, *b, *a)
     span = max(hi - lo, 1e-6)
     plot = height - top - bottom
     above, below = room / plot, (room / plot if lo < 0 else 0.0)
     total = span / (1 - above - below)
-    pad_top = max(0.18 * span, above * total)
-    pad_bottom = max(0.18 * span, below * total) if lo < 0 else 0.0
+    pad_top = max(0.12 * span, above * total)
+    pad_bottom = max(0.12 * span, below * total) if lo < 0 else 0.0
     f = Frame(
         0,
         len(names),
         lo - pad_bottom,
         hi + pad_top,
         height,
-        width=width,
+        width=NARROW,
         top=top,
         bottom=bottom,
         left=left,
         right=right,
     )
-    body = _y_grid(f)
+    body = _y_grid(f, grid=False)  # value labels sit where grid lines would be
     for i, name in enumerate(names):
         centre = f.x(i + 0.5)
         for j, (series, v, color) in enumerate(
@@ -213,83 +223,102 @@ def scores_chart(
                 f'height="{max(y_bottom - y_top, 0.5):.1f}" fill="{color}">'
                 f"<title>{escape(name)}, {series}: {v:+.4f}</title></rect>"
             )
-            mid, label = x + (bar - 1) / 2, f"{v:+.2f}"
-            if rotate:  # along the bar, reading upwards, glyphs centred on it
-                tx = mid + size * 0.35
-                ty, anchor = (y_top - 3, "start") if v >= 0 else (y_bottom + 3, "end")
-                body.append(
-                    _text(
-                        tx,
-                        ty,
-                        label,
-                        size=size,
-                        anchor=anchor,
-                        transform=f"rotate(-90 {tx:.1f} {ty:.1f})",
-                    )
-                )
-            else:
-                ty = y_top - 3 if v >= 0 else y_bottom + size + 2
-                body.append(_text(mid, ty, label, size=size))
-        shown, name_size = _fit(name, group - 4)
-        body.append(_text(centre, f.floor + 16, shown, size=name_size))
+            if labelled:
+                ty = y_top - 4 if v >= 0 else y_bottom + SIZE + 2
+                body.append(_text(x + (bar - 1) / 2, ty, f"{v:+.2f}"))
+        body.append(_text(centre, f.floor + 19, _fit(name, group - 2)))
     body.append(_line(f.left, f.y(0), f.end, f.y(0), "black"))
     body += _legend(
-        f, [("original", NEUTRAL, "box"), ("counterfactual", UNCONSTRAINED, "box")], 38
+        f, [("original", NEUTRAL, "box"), ("counterfactual", UNCONSTRAINED, "box")], 44
     )
     return _svg("Scores before and after", f, body)
 
 
 def certificate_chart(
-    radius: float | None, distance: float, flipped: bool = True
+    radius: float | None,
+    distance: float,
+    flipped: bool = True,
+    overshoot: float = 0.0,
+    smallest: float | None = None,
 ) -> str:
-    """The certified radius as a safe zone, and where the attack had to go.
+    """The certified radius as a safe zone, and where the change went.
 
-    Two lanes keep the labels apart: the certified radius is named in the
-    upper half of the zone, the attack's cross and its label sit in the lower
-    half. An attack that did not flip the decision is labelled as such: its
-    distance is the budget it spent, not a distance that flips the class.
+    The zone, the change (a cross) and the smallest flip found (a diamond,
+    when the change overshoots on purpose) share one distance axis; their
+    labels are a legend under the axis, so the zone's edge never crosses
+    one. A change that did not flip the decision says so: its size is the
+    budget spent, not a distance that flips the class.
     """
-    top = max(distance, radius or 0.0) * 1.25 + 1e-6
-    f = Frame(0, top, 0, 1, height=150, width=460, top=28)
+    lanes = [(f"certified: r = {radius:.3f}", "zone")] if radius is not None else []
+    if not flipped:
+        lanes.append((f"no flip within {distance:.3f}", "cross"))
+    elif overshoot > 0.05:
+        lanes.append((f"moved {distance:.3f} (overshoot {overshoot:g})", "cross"))
+    else:
+        lanes.append((f"flipped at {distance:.3f}", "cross"))
+    if flipped and overshoot > 0.05 and smallest is not None:
+        lanes.append((f"smallest flip found: {smallest:.3f}", "diamond"))
+    plot, top = 56, 34
+    axis = 19 + LINE + 8  # tick labels, the axis title, a gap
+    height = top + plot + axis + LINE * len(lanes) + 8
+    end = max(distance, radius or 0.0, smallest or 0.0) * 1.15 + 1e-6
+    f = Frame(0, end, 0, 1, height, NARROW, top=top, bottom=height - top - plot)
     body = []
-    upper = f.top + 22  # baseline of the certified label
     if radius is not None:
         r = f.x(radius)
         body.append(
             f'<rect x="{f.left}" y="{f.top}" width="{r - f.left:.1f}" '
-            f'height="{f.floor - f.top}" fill="{CERTIFIED}" fill-opacity="0.35">'
+            f'height="{plot}" fill="{CERTIFIED}" fill-opacity="0.35">'
             f"<title>certified radius {radius:.4f}</title></rect>"
         )
         body.append(_line(r, f.top, r, f.floor, CERTIFIED, 3))
-        label = f"certified: r = {radius:.3f}"
-        half = text_width(label, 13) / 2
-        cx = min(max((f.left + r) / 2, f.left + 4 + half), f.end - half)
-        body.append(_text(cx, upper, label, size=13))
-    if flipped:
-        label = f"attack needed {distance:.3f} to flip"
-        tip = f"L2 distance the attack needed to flip the decision: {distance:.4f}"
-    else:
-        label = f"attack budget spent, no flip: {distance:.3f}"
-        tip = f"L2 distance the attack spent, no flip: {distance:.4f}"
-    cx, cy, s = f.x(distance), f.floor - 24, 7
-    body.append(
-        f'<g stroke="{UNCONSTRAINED}" stroke-width="3">'
-        f"<title>{escape(tip)}</title>"
-        + _line(cx - s, cy - s, cx + s, cy + s, UNCONSTRAINED, 3)
-        + _line(cx - s, cy + s, cx + s, cy - s, UNCONSTRAINED, 3)
+    mid = f.top + plot / 2
+    body.append(_cross(f.x(distance), mid, f"L2 size of the change: {distance:.4f}"))
+    if flipped and overshoot > 0.05 and smallest is not None:
+        body.append(
+            _diamond(f.x(smallest), mid, f"smallest flip found: {smallest:.4f}")
+        )
+    body += _x_axis(f, "L2 distance from the input")
+    y = f.floor + axis + LINE - 4
+    for label, mark in lanes:
+        x = 4
+        if mark == "zone":
+            body.append(
+                f'<rect x="{x}" y="{y - 12}" width="14" height="14" '
+                f'fill="{CERTIFIED}" fill-opacity="0.6"/>'
+            )
+        elif mark == "cross":
+            body.append(_cross(x + 7, y - 5, label))
+        else:
+            body.append(_diamond(x + 7, y - 5, label))
+        body.append(_text(x + 20, y, _fit(label, f.width - x - 22), anchor="start"))
+        y += LINE
+    return _svg("Certificate vs the change", f, body)
+
+
+def _cross(x: float, y: float, tip: str, s: float = 6) -> str:
+    """An ×, the change's marker, with its value on hover."""
+    return (
+        f'<g stroke="{UNCONSTRAINED}" stroke-width="3"><title>{escape(tip)}</title>'
+        + _line(x - s, y - s, x + s, y + s, UNCONSTRAINED, 3)
+        + _line(x - s, y + s, x + s, y - s, UNCONSTRAINED, 3)
         + "</g>"
     )
-    if cx + s + 4 + text_width(label, 11) <= f.width - 2:
-        body.append(_text(cx + s + 4, cy + 4, label, anchor="start"))
-    else:  # no room on the right: to the left of the cross
-        body.append(_text(cx - s - 4, cy + 4, label, anchor="end"))
-    body += _x_axis(f, "L2 distance from the input")
-    return _svg("Certified margin vs the attack", f, body)
+
+
+def _diamond(x: float, y: float, tip: str, s: float = 7) -> str:
+    """A diamond, the smallest flip's marker, with its value on hover."""
+    return (
+        f'<polygon points="{x:.1f},{y - s:.1f} {x + s:.1f},{y:.1f} {x:.1f},'
+        f'{y + s:.1f} {x - s:.1f},{y:.1f}" fill="{NEUTRAL}">'
+        f"<title>{escape(tip)}</title></polygon>"
+    )
 
 
 def path_chart(path: dict[str, torch.Tensor], label: str) -> str:
     """Decision margin against the distance from the input, with the certified
-    cone m(x) − c·L·d that no path can go below."""
+    cone m(x) − c·L·d that no path can go below; the legend, under the title,
+    names the margin, the cone and the decision boundary (the black line)."""
     d, m = path["distance"].tolist(), path["margin"].tolist()
     x1 = max(max(d), 1e-6) * 1.1
     cone = None
@@ -299,12 +328,9 @@ def path_chart(path: dict[str, torch.Tensor], label: str) -> str:
     ys = m + ([cone[1][1]] if cone else []) + [0.0]
     lo, hi = min(ys), max(ys)
     pad = 0.08 * max(hi - lo, 1e-6)
-    f = Frame(0, x1, lo - pad, hi + pad, height=320)
+    f = Frame(0, x1, lo - pad, hi + pad, height=340, top=56, bottom=60, left=64)
     body = _y_grid(f, "decision margin")
     body.append(_line(f.left, f.y(0), f.end, f.y(0), "black"))
-    body.append(
-        _text(f.left + 4, f.y(0) + 13, "decision boundary", size=10, anchor="start")
-    )
     if cone:
         (a, ma), (b, mb) = cone
         body.append(
@@ -327,5 +353,6 @@ def path_chart(path: dict[str, torch.Tensor], label: str) -> str:
     legend = [(f"{label} margin", UNCONSTRAINED, "line")]
     if cone:
         legend.append(("Lipschitz cone", CERTIFIED, "dash"))
-    body += _legend(f, legend, 18)
+    legend.append(("decision boundary", "black", "line"))
+    body += _legend(f, legend, 46)
     return _svg("The path: margin vs distance", f, body)

@@ -249,7 +249,7 @@ def test_transport_counterfactual_on_a_test_digit(page, screenshots):
     ):
         expect(image_with(page, caption).first).to_be_visible()
     assert images_loaded(page) >= 9
-    for title in ("Certified margin vs the attack", "The path: margin vs distance"):
+    for title in ("Certificate vs the change", "The path: margin vs distance"):
         chart = page.locator("svg").filter(has_text=title)
         expect(chart.first).to_be_visible()
     # Every point of the path carries its values on hover.

@@ -150,7 +150,7 @@ def test_explorer_loads_with_the_views_and_the_certificate(app):
     assert any(c.startswith("mnist08-baseline (no certificate)") for c in captions)
     assert svg_titles(app) == [
         "Scores before and after",
-        "Certified margin vs the attack",
+        "Certificate vs the change",
         "The path: margin vs distance",
     ]
 

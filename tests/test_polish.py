@@ -222,13 +222,18 @@ def test_score_chart_labels_do_not_overlap(classes):
     assert inside(chart)
 
 
-def test_score_chart_of_the_ten_class_model_has_every_value():
+def test_score_chart_of_the_ten_class_model_has_every_value_on_hover():
+    """Ten value labels per side no longer crowd the bars (issue 20): the values
+    are in the bars' tooltips, the class names under them."""
     before = torch.tensor([-2.9, -1.2, 0.4, 3.7, -0.8, 1.1, -3.3, 0.05, 2.2, -1.9])
     after = before.flip(0)
     chart = svg_charts.scores_chart(before, after, [str(i) for i in range(10)])
+    root = ET.fromstring(chart)
+    tips = [t.text for t in root.iter(f"{SVG}title")]
+    assert all(any(f"{v:+.4f}" in t for t in tips) for v in before.tolist())
     texts = [b[0] for b in text_boxes(chart)]
-    assert all(f"{v:+.2f}" in texts for v in before.tolist())
     assert all(str(i) in texts for i in range(10))
+    assert not any(t.startswith(("+", "-")) and "." in t for t in texts)
     assert overlaps(chart) == []
 
 
@@ -241,12 +246,42 @@ def test_certificate_chart_labels(radius, distance, flipped):
     chart = svg_charts.certificate_chart(radius, distance, flipped=flipped)
     text = " ".join(b[0] for b in text_boxes(chart))
     if flipped:
-        assert f"attack needed {distance:.3f} to flip" in text
+        assert f"flipped at {distance:.3f}" in text
     else:
-        assert f"attack budget spent, no flip: {distance:.3f}" in text
-        assert "needed" not in chart
+        assert f"no flip within {distance:.3f}" in text
+        assert "flipped" not in chart
     assert overlaps(chart) == []
     assert inside(chart)
+
+
+def test_an_overshooting_change_is_told_apart_from_the_smallest_flip():
+    """Issue 20: "attack needed 4.794 to flip" at overshoot 1, where FMN flips
+    the same face at 2.520."""
+    chart = svg_charts.certificate_chart(
+        2.472, 4.794, flipped=True, overshoot=1.0, smallest=2.52
+    )
+    text = [b[0] for b in text_boxes(chart)]
+    assert "moved 4.794 (overshoot 1)" in text
+    assert "smallest flip found: 2.520" in text
+    assert "needed" not in chart
+    assert overlaps(chart) == [] and inside(chart)
+
+
+@pytest.mark.parametrize(
+    "chart",
+    [
+        svg_charts.scores_chart(torch.tensor([2.0]), torch.tensor([-2.0]), ["0", "8"]),
+        svg_charts.certificate_chart(2.0, 4.0, overshoot=1.0, smallest=2.1),
+        svg_charts.path_chart(
+            {"distance": torch.linspace(0, 2, 5), "margin": torch.linspace(1, -1, 5)},
+            "this model",
+        ),
+    ],
+)
+def test_every_label_is_drawn_at_the_projector_size(chart):
+    root = ET.fromstring(chart)
+    sizes = {float(t.get("font-size")) for t in root.iter(f"{SVG}text")}
+    assert min(sizes) >= svg_charts.SIZE
 
 
 # --------------------------------------------------------------------------
