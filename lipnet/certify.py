@@ -575,6 +575,20 @@ def _local_constants(model: nn.Module, x: Tensor, head: str) -> Tensor:
     return torch.stack(norms).max(dim=0).values
 
 
+def check_measured(model: nn.Module, tolerance: float = UNSOUND_TOLERANCE) -> float:
+    """Measure a plain model's rigorous bound and certify it if within its declared
+    `measured_lipschitz` (`LipSequential.accept_measured`); returns the bound.
+
+    Raises ValueError when the bound is over the declared constant by more
+    than `tolerance` (relative), or the model declares none.
+    """
+    if getattr(model, "measured_lipschitz", None) is None or not model.input_shape:
+        raise ValueError("check_measured needs a measured_lipschitz and input_shape")
+    upper = lipschitz_upper_bound(model, model.input_shape)
+    model.accept_measured(upper, tolerance)
+    return upper
+
+
 def within_bound(upper: float, declared: float | None) -> bool:
     """The soundness rule: a measured bound at most 1e-3 relative above the declared."""
     return declared is not None and upper <= declared * (1 + UNSOUND_TOLERANCE)

@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from .certify import lipschitz_upper_bound
+from .certify import check_measured, lipschitz_upper_bound
 from .convert_layers import (
     SUPPORTED,
     ConversionError,
@@ -175,7 +175,7 @@ def _measured_model(
             "use head='none' for a model without a certificate"
         )
     model.measured_lipschitz = bound
-    model.check_measured()
+    check_measured(model)
     return model
 
 

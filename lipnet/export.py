@@ -78,6 +78,7 @@ def export_folder(model: nn.Module, path: str | os.PathLike) -> Path:
     is checked here and again by `lipnet.load` before any certificate is
     shown. Its card names the model it came from.
     """
+    from .certify import check_measured
     from .io import save
     from .layers import LipSequential
 
@@ -93,7 +94,7 @@ def export_folder(model: nn.Module, path: str | os.PathLike) -> Path:
         measured_lipschitz=lipschitz if head != "none" else None,
     ).eval()
     if head != "none":
-        wrapped.check_measured()
+        check_measured(wrapped)
     name = spec.get("name", "model")
     card = {
         "summary": (

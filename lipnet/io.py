@@ -32,6 +32,7 @@ from .certify import (
     UNSOUND_TOLERANCE,
     box_rounding,
     certificate_context,
+    check_measured,
     within_bound,
 )
 from .errors import ModelFileError
@@ -250,7 +251,7 @@ def _verify(model: L.LipSequential) -> dict[str, Any]:
     """Measure a certified model's Lipschitz constant and rounding; refuse a liar.
 
     A model of plain layers that declares a measured constant is certified
-    here (`LipSequential.check_measured`), or refused. Then the pixel box is
+    here (`lipnet.certify.check_measured`), or refused. Then the pixel box is
     probed (`lipnet.certify.box_rounding`): a model with a non-finite output
     there, or whose rounding error could cost more than MAX_ROUNDING_RADIUS of
     a radius, is refused.
@@ -259,7 +260,7 @@ def _verify(model: L.LipSequential) -> dict[str, Any]:
         return {"declared": None, "sound": False}
     try:
         if model.measured_lipschitz is not None:
-            model.check_measured(UNSOUND_TOLERANCE)
+            check_measured(model, UNSOUND_TOLERANCE)
         declared = model.lipschitz_constant
         context = certificate_context(model)
         rounding = box_rounding(model)

@@ -14,6 +14,7 @@ from safetensors.torch import save as save_safetensors
 from torch import nn
 
 import lipnet
+from lipnet.certify import check_measured
 from lipnet.io import ModelFileError
 from lipnet.precision import to_float64
 
@@ -329,10 +330,10 @@ def test_a_measured_constant_counts_only_while_checked():
         torch.nn.Linear(4, 1), input_shape=(4,), head="binary", measured_lipschitz=5.0
     )
     assert plain.lipschitz_constant is None  # declared, not yet measured
-    plain.check_measured()
+    check_measured(plain)
     assert plain.lipschitz_constant == 5.0
     with torch.no_grad():
         plain[0].weight.mul_(100)  # the parameters changed: the check is void
     assert plain.lipschitz_constant is None
     with pytest.raises(ValueError, match="measure up to"):
-        plain.check_measured()
+        check_measured(plain)

@@ -29,7 +29,7 @@ class LipSequential(nn.Sequential):
 
     `measured_lipschitz` certifies plain layers (a plain-layer export of a
     certified model) by measurement instead of by construction: the constant
-    counts only once `check_measured()` has found the rigorous upper bound
+    counts only once `lipnet.certify.check_measured` has found the rigorous bound
     within it, and only while the parameters stay as they were then.
     """
 
@@ -71,26 +71,24 @@ class LipSequential(nn.Sequential):
             return super().forward(x)
         return super().forward(x.to(p.dtype)).to(x.dtype)
 
-    def check_measured(self, tolerance: float = 1e-3) -> float:
-        """Measure a plain model's rigorous bound; certify it if within the declared.
+    def accept_measured(self, upper: float, tolerance: float = 1e-3) -> None:
+        """Certify a plain model by a measured rigorous bound `upper` of its layers.
 
-        Returns the bound; raises ValueError when it exceeds
-        `measured_lipschitz` by more than `tolerance` (relative).
+        `lipnet.certify.check_measured` measures and calls this; raises
+        ValueError when `upper` exceeds `measured_lipschitz` by more than
+        `tolerance` (relative). The constant then counts while the parameters
+        stay as they are.
         """
-        from ..certify import lipschitz_upper_bound  # certify builds on layers
-
         if self.measured_lipschitz is None or self.input_shape is None:
             raise ValueError(
                 "check_measured needs a measured_lipschitz and input_shape"
             )
-        upper = lipschitz_upper_bound(self, self.input_shape)
         if not upper <= self.measured_lipschitz * (1 + tolerance):
             raise ValueError(
                 f"the layers measure up to {upper:.6g}, over the declared "
                 f"{self.measured_lipschitz:g}"
             )
         self._checked = (self.measured_lipschitz, self._fingerprint())
-        return upper
 
     def _fingerprint(self) -> tuple:
         return tuple((p._version, p.data_ptr()) for p in self.parameters())
