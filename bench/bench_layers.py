@@ -1,15 +1,22 @@
 """Training-step time and inference cost of lipnet vs deel-torchlip vs plain torch.
 
-Run: python bench/bench_layers.py [--repeats N]
+Run: python bench/bench_layers.py [--repeats N] [--only mnist|faces] [--threads T]
 Prints, for the MNIST 0-vs-8 dense net 784-128-64-32-1 and a small conv net on
 28×28, the median training-step time of each library and the inference time
 of lipnet (eval mode, cached weights) against its plain nn.Sequential export,
 as ratios measured in this one process (absolute times are noisy here).
+
+`--only faces` times one Adam step (hKR, batch 64, 3×64×64) of the face GNP
+networks ([12, 48, 96] and [32, 96, 128], low-pass 2, dense 256) against a
+plain twin of the same widths: the same skeleton with every constrained
+layer replaced by nn.Conv2d (zero padding) and nn.Linear. Ratios are the
+median of the per-round ratios (rounds interleave all models).
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import statistics
 import sys
 import time
@@ -133,14 +140,108 @@ def report_inference(name: str, model: nn.Module, repeats: int) -> None:
         )
 
 
+FACE_ARCH = {
+    "kind": "gnp",
+    "low_pass": 2,
+    "convs_per_stage": 2,
+    "widths": [256],
+    "activation": "groupsort2",
+    "head": "frobenius",
+}
+FACE_TRAIN_FACES = 36_022
+"""The identity-disjoint training split of the 51,460 shared faces (70%)."""
+
+
+def plain_twin(model: nn.Module, padding_mode: str = "zeros") -> nn.Sequential:
+    """The same skeleton with plain layers of the same widths in place of the
+    orthogonal convolutions and dense layers (the head stays)."""
+    convs = (lipnet.OrthogonalConv2d, lipnet.BlockOrthogonalConv2d)
+    layers: list[nn.Module] = []
+    for m in model:
+        if isinstance(m, convs):
+            size = m.kernel_size
+            pad = (size[0] // 2, size[1] // 2)
+            conv = nn.Conv2d(m.in_channels, m.out_channels, size, padding=pad)
+            conv.padding_mode = padding_mode
+            layers.append(conv)
+        elif isinstance(m, lipnet.SpectralLinear | lipnet.OrthogonalLinear):
+            layers.append(nn.Linear(m.in_features, m.out_features))
+        else:
+            layers.append(m)
+    return nn.Sequential(*layers)
+
+
+def face_step(model: nn.Module, batch: int) -> Callable[[], None]:
+    """One Adam step of hKR (α 0.9, margin 1) on a fixed 3×64×64 batch."""
+    gen = torch.Generator().manual_seed(0)
+    x = torch.rand(batch, 3, 64, 64, generator=gen)
+    y = (torch.rand(batch, generator=gen) > 0.5).float()
+    loss_fn = lipnet.HKRLoss(0.9, 1.0)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    model.train()
+
+    def step() -> None:
+        loss = loss_fn(model(x).squeeze(-1), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+    return step
+
+
+def report_faces(repeats: int, batch: int) -> None:
+    """Step time of the face GNP networks against their plain twin, per width."""
+    from lipnet.models import build_model
+
+    for channels in ([12, 48, 96], [32, 96, 128]):
+        torch.manual_seed(0)
+        arch = {**FACE_ARCH, "channels": channels}
+        block = build_model(arch, (3, 64, 64), ["no", "yes"])
+        cayley = {**arch, "conv": "cayley", "linear": "spectral"}
+        models = {
+            "plain (zeros)": plain_twin(block),
+            "plain (circular)": plain_twin(block, "circular"),
+            "gnp block+orth": block,
+            "gnp cayley+bjorck": build_model(cayley, (3, 64, 64), ["no", "yes"]),
+        }
+        fns = {k: face_step(m, batch) for k, m in models.items()}
+        for fn in fns.values():
+            fn()
+            fn()
+        samples: dict[str, list[float]] = {k: [] for k in fns}
+        for _ in range(repeats):
+            for k, fn in fns.items():
+                t = time.perf_counter()
+                fn()
+                samples[k].append(time.perf_counter() - t)
+        base = samples["plain (zeros)"]
+        steps = math.ceil(FACE_TRAIN_FACES / batch)
+        print(f"\n## face GNP {channels}: one training step, batch {batch}")
+        for k, v in samples.items():
+            ratio = statistics.median(a / b for a, b in zip(v, base, strict=True))
+            med = statistics.median(v)
+            print(
+                f"  {k:18s} {med * 1e3:8.1f} ms  ratio to plain {ratio:5.2f}  "
+                f"epoch of {steps} steps ≈ {med * steps / 60:5.1f} min"
+            )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeats", type=int, default=30)
     parser.add_argument("--batch", type=int, default=128)
+    parser.add_argument("--only", choices=["mnist", "faces"], default=None)
+    parser.add_argument("--threads", type=int, default=None)
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     threads = torch.get_num_threads()
     print(f"torch {torch.__version__}, {threads} threads, batch {args.batch}")
+    if args.only != "mnist":
+        report_faces(args.repeats, 64)
+    if args.only == "faces":
+        return
     cases = [
         ("dense 784-128-64-32-1", dense_lipnet, dense_deel, lipnet.AOLLinear),
         ("conv 16-32 + dense 64-1", conv_lipnet, conv_deel, lipnet.AOLConv2d),

@@ -40,7 +40,13 @@ LAYER_OVERHEAD_FLOPS = 50_000_000
 """Each layer's fixed cost to build, fill, measure and probe (~20 ms), as work."""
 BJORCK_STEPS = 15
 
-_LINEAR = {"SpectralLinear", "AOLLinear", "FrobeniusLinear", "Linear"}
+_LINEAR = {
+    "SpectralLinear",
+    "AOLLinear",
+    "OrthogonalLinear",
+    "FrobeniusLinear",
+    "Linear",
+}
 _CONV = {"SpectralConv2d", "AOLConv2d", "Conv2d"}
 _POOL = {"ScaledL2NormPool2d", "ScaledAvgPool2d", "MaxPool2d", "AvgPool2d"}
 _UNSHUFFLE = {
@@ -171,6 +177,8 @@ def _linear(
     budget.temporary(3 * 8 * small * small)
     if kind == "SpectralLinear":
         budget.build_flops += _bjorck_flops(n_out, n_in)
+    if kind == "OrthogonalLinear":  # a Gram matrix, its Cholesky, a solve
+        budget.build_flops += 4 * n_in * n_out * small + small**3
     if kind == "AOLLinear":  # WᵀW: an in × in Gram matrix, and its |·| row sums
         budget.build_flops += 2 * n_in * n_in * n_out
         budget.temporary(3 * 4 * n_in * n_in)

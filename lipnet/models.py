@@ -46,11 +46,12 @@ def _dense_tail(
     activation: str,
     head: str,
     n_out: int,
+    linear: Callable[[int, int], nn.Module] = L.SpectralLinear,
 ) -> list[nn.Module]:
-    """Flatten the feature maps, then Björck dense layers and the head."""
+    """Flatten the feature maps, then orthogonal dense layers and the head."""
     layers = [*layers, L.Flatten()]
     for width in widths:
-        layers += [L.SpectralLinear(fan_in, width), _activation(activation)]
+        layers += [linear(fan_in, width), _activation(activation)]
         fan_in = width
     return [*layers, _head(head, fan_in, n_out)]
 
@@ -126,6 +127,7 @@ def gnp(
     head: str = "frobenius",
     low_pass: int = 1,
     conv: str = "block",
+    linear: str = "orthogonal",
 ) -> list[nn.Module]:
     """A gradient-norm-preserving network: stages of (2× space-to-depth →
     orthogonal conv → activation)×convs_per_stage, then Flatten → Björck dense
@@ -134,7 +136,9 @@ def gnp(
     `conv` picks the orthogonal convolution: "block" (BlockOrthogonalConv2d,
     k×k kernels built in kernel space, trains at about a plain conv's cost)
     or "cayley" (OrthogonalConv2d, Cayley per frequency, grid-wide kernels;
-    the shipped face models use it).
+    the shipped face models use it). `linear` picks the dense layers:
+    "orthogonal" (OrthogonalLinear, Cholesky) or "spectral" (SpectralLinear,
+    Björck; the shipped models).
 
     Every layer is orthogonal or a co-isometry when each stage's channels are
     at most 4× the previous stage's (the space-to-depth output): the gradient
@@ -150,8 +154,11 @@ def gnp(
     down-sampled view) cannot see.
     """
     convs = {"block": L.BlockOrthogonalConv2d, "cayley": L.OrthogonalConv2d}
+    linears = {"orthogonal": L.OrthogonalLinear, "spectral": L.SpectralLinear}
     if conv not in convs:
         raise ValueError(f"unknown conv {conv!r}; choose from {sorted(convs)}")
+    if linear not in linears:
+        raise ValueError(f"unknown linear {linear!r}; choose from {sorted(linears)}")
     c, h, w = (int(v) for v in input_shape)
     layers: list[nn.Module] = []
     if low_pass > 1:
@@ -166,7 +173,9 @@ def gnp(
                 _activation(activation),
             ]
             c = out
-    return _dense_tail(layers, c * h * w, widths, activation, head, n_out)
+    return _dense_tail(
+        layers, c * h * w, widths, activation, head, n_out, linears[linear]
+    )
 
 
 def plain_dense(

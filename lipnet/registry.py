@@ -28,6 +28,10 @@ REGISTRY: dict[str, tuple[type[nn.Module], dict[str, Any]]] = {
         L.AOLLinear,
         {"in_features": int, "out_features": int, "bias": bool, "k": float},
     ),
+    "OrthogonalLinear": (
+        L.OrthogonalLinear,
+        {"in_features": int, "out_features": int, "bias": bool, "k": float},
+    ),
     "FrobeniusLinear": (
         L.FrobeniusLinear,
         {

@@ -131,12 +131,13 @@ def test_a_gnp_network_keeps_gradient_norm_one_and_survives_save_load(tmp_path):
     loaded = lipnet.load(tmp_path / "m")
     assert loaded.lipschitz_check["sound"] is True
     with torch.no_grad():
-        # Loaded in float64 with the float32-built kernels: the same function.
-        assert torch.allclose(loaded(x), model(x), atol=1e-6)
+        # Loaded in float64 with the float32-built kernels: the same function
+        # (up to the float32 rounding of `model` itself).
+        assert torch.allclose(loaded(x), model(x), atol=2e-5)
         export_folder(loaded, tmp_path / "plain")
         plain = lipnet.load(tmp_path / "plain")
         assert not any(isinstance(m, BlockOrthogonalConv2d) for m in plain)
-        assert torch.allclose(plain(x), model(x), atol=1e-5)
+        assert torch.allclose(plain(x), model(x), atol=2e-5)
     assert plain.lipschitz_check["sound"] is True
 
 

@@ -17,6 +17,7 @@ from lipnet.models import build_model
 GNP = {
     "kind": "gnp",
     "conv": "cayley",
+    "linear": "spectral",
     "channels": [12, 24],
     "convs_per_stage": 2,
     "widths": [32],

@@ -6,6 +6,7 @@ from .block_orthogonal_conv import BlockOrthogonalConv2d
 from .conv import AOLConv2d, SpectralConv2d
 from .linear import AOLLinear, FrobeniusLinear, SpectralLinear
 from .orthogonal_conv import OrthogonalConv2d
+from .orthogonal_linear import OrthogonalLinear
 from .pooling import (
     Flatten,
     InvertibleDownSampling,
@@ -29,6 +30,7 @@ __all__ = [
     "LipschitzLayer",
     "MaxMin",
     "OrthogonalConv2d",
+    "OrthogonalLinear",
     "ScaledAvgPool2d",
     "ScaledL2NormPool2d",
     "SpectralConv2d",

@@ -15,29 +15,62 @@ from .conv import _pair
 FLOAT_MARGIN = 1e-5
 
 
+class _CircularPad(torch.autograd.Function):
+    """Wrap-around padding with a one-pass forward and a folding backward."""
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, ph: int, pw: int) -> Tensor:
+        ctx.pads = (ph, pw)
+        h, w = x.shape[-2:]
+        out = x.new_empty(*x.shape[:-2], h + 2 * ph, w + 2 * pw)
+        out[..., ph : ph + h, pw : pw + w] = x
+        if pw:
+            out[..., ph : ph + h, :pw] = x[..., w - pw :]
+            out[..., ph : ph + h, pw + w :] = x[..., :pw]
+        if ph:
+            out[..., :ph, :] = out[..., h : h + ph, :]
+            out[..., ph + h :, :] = out[..., ph : 2 * ph, :]
+        return out
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None, None]:
+        ph, pw = ctx.pads
+        h, w = grad.shape[-2] - 2 * ph, grad.shape[-1] - 2 * pw
+        rows = grad[..., ph : ph + h, :].clone()
+        if ph:
+            rows[..., h - ph :, :] += grad[..., :ph, :]
+            rows[..., :ph, :] += grad[..., ph + h :, :]
+        out = rows[..., pw : pw + w].clone()
+        if pw:
+            out[..., w - pw :] += rows[..., :pw]
+            out[..., :pw] += rows[..., pw + w :]
+        return out, None, None
+
+
 def circular_pad(x: Tensor, ph: int, pw: int) -> Tensor:
-    """Wrap-around padding of the last two dims (F.pad 'circular', cheaper backward)."""
-    if pw:
-        x = torch.cat((x[..., -pw:], x, x[..., :pw]), dim=-1)
-    if ph:
-        x = torch.cat((x[..., -ph:, :], x, x[..., :ph, :]), dim=-2)
-    return x
+    """Wrap-around padding of the last two dims, as F.pad's 'circular' (ph ≤ h,
+    pw ≤ w), with a cheaper backward."""
+    if not (ph or pw):
+        return x
+    return _CircularPad.apply(x, ph, pw)
 
 
 def _block(x: Tensor, q: Tensor, dim: int) -> Tensor:
-    """Compose the kernel `x` (m, n, th, tw) with the two-tap block [P, I − P].
+    """Compose a kernel with the two-tap block [P, I − P] along tap axis `dim`.
 
-    P = q qᵀ is an orthogonal projector (q has orthonormal columns), so the
-    block's symbol P + (I − P)·z is unitary for every |z| = 1: the block is
-    an orthogonal circular convolution, and so is the composition. Tap j of
-    the result is P·x_j + (I − P)·x_{j−1} = x_{j−1} + P·(x_j − x_{j−1}),
-    one product with q and one with qᵀ, along `dim` (−1 across, −2 down).
+    `x` holds the kernel taps first, each transposed: x[a, b] = K[:, :, a, b]ᵀ,
+    shape (th, tw, cin, m), so a tap is a contiguous block and P acts by one
+    right product over all taps. P = q qᵀ is an orthogonal projector (q has
+    orthonormal columns), so the block's symbol P + (I − P)·z is unitary for
+    every |z| = 1: the block is an orthogonal circular convolution, and so is
+    the composition. Tap j of the result is P·K_j + (I − P)·K_{j−1}; `dim` is
+    0 (down) or 1 (across).
     """
-    before, after = ((1, 0), (0, 1)) if dim == -1 else ((0, 0, 1, 0), (0, 0, 0, 1))
-    prev = F.pad(x, before)
-    diff = F.pad(x, after) - prev
-    flat = diff.reshape(diff.shape[0], -1)
-    return prev + (q @ (q.mT @ flat)).reshape(diff.shape)
+    flat = x.reshape(-1, x.shape[-1])
+    px = ((flat @ q) @ q.mT).reshape(x.shape)
+    after = (0, 0, 0, 0, 0, 1) if dim == 1 else (0, 0, 0, 0, 0, 0, 0, 1)
+    before = (0, 0, 0, 0, 1, 0) if dim == 1 else (0, 0, 0, 0, 0, 0, 1, 0)
+    return F.pad(px, after) + F.pad(x - px, before)
 
 
 class BlockOrthogonalConv2d(nn.Module, LipschitzLayer):
@@ -92,15 +125,15 @@ class BlockOrthogonalConv2d(nn.Module, LipschitzLayer):
         self._cache: tuple[tuple[int, ...], Tensor] | None = None
 
     def _order(self) -> list[int]:
-        """The blocks' directions, alternating (−2 down, −1 across) while both last."""
+        """The blocks' tap axes, alternating (1 across, 0 down) while both last."""
         down, across = self.kernel_size[0] - 1, self.kernel_size[1] - 1
         order: list[int] = []
         while down or across:
             if across:
-                order.append(-1)
+                order.append(1)
                 across -= 1
             if down:
-                order.append(-2)
+                order.append(0)
                 down -= 1
         return order
 
@@ -112,13 +145,14 @@ class BlockOrthogonalConv2d(nn.Module, LipschitzLayer):
         mix = torch.linalg.qr(self.mixing).Q  # (max, m), orthonormal columns
         m = mix.shape[1]
         if self.in_channels == self.out_channels:
-            x, rect = mix.T.reshape(m, m, 1, 1), None
+            x, rect = mix.reshape(1, 1, m, m), None
         else:
-            x = torch.eye(m, dtype=mix.dtype, device=mix.device).reshape(m, m, 1, 1)
+            x = torch.eye(m, dtype=mix.dtype, device=mix.device).reshape(1, 1, m, m)
             rect = mix.T if self.out_channels < self.in_channels else mix
         for q, dim in zip(qs, self._order(), strict=True):
             x = _block(x, q, dim)
-        return rect, x * ((1 - FLOAT_MARGIN) * self.k)
+        kernel = x.permute(3, 2, 0, 1).contiguous()
+        return rect, kernel * ((1 - FLOAT_MARGIN) * self.k)
 
     def kernel(self) -> Tensor:
         """The (cout, cin, kh, kw) kernel of the whole map; cached in eval mode."""
