@@ -70,8 +70,9 @@ def membership(key: str, y: torch.Tensor, classes: list[str]) -> dict:
     return slice_membership(y, classes, attributes, skip=[config.get("attribute")])
 
 
-@st.cache_data(show_spinner="Timing the model…", max_entries=16, ttl=3600)
+@st.cache_data(show_spinner="Timing the model…", max_entries=16, ttl=600)
 def batch_cost(key: str) -> tuple[float, float]:
-    """(a, b): a report batch of n images costs about a + b·n s of CPU here."""
+    """(a, b): a report batch of n images takes about a + b·n s on this server
+    now (timed again after ten minutes: the machine's load changes)."""
     model = state.model_by_key(key)
     return measure_cost(model, tuple(model.spec["input_shape"]))

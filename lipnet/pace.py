@@ -139,15 +139,17 @@ def default_size(
 
 
 def measure_cost(model: nn.Module, input_shape: tuple[int, ...]) -> tuple[float, float]:
-    """(a, b) for `ReportPace`, estimated in a fraction of a second: the CPU time
-    of a gradient pass on 1 and on 8 inputs, times PASSES_PER_IMAGE."""
+    """(a, b) for `ReportPace`, estimated in a fraction of a second: the time of
+    a gradient pass on 1 and on 8 inputs, times PASSES_PER_IMAGE. Wall-clock
+    time, not CPU time: on a machine busy with other work the passes take
+    longer, and so will the report."""
 
     def one_pass(n: int, repeats: int = 3) -> float:
         x = torch.zeros(n, *input_shape, requires_grad=True)
-        start = time.thread_time()
+        start = time.perf_counter()
         for _ in range(repeats):
             torch.autograd.grad(model(x).sum(), x)
-        return (time.thread_time() - start) / repeats
+        return (time.perf_counter() - start) / repeats
 
     one_pass(1, 1)  # caches and allocations: not part of the cost
     single, eight = one_pass(1), one_pass(8)
