@@ -4,10 +4,12 @@ Run: LIPNET_DATA=../shared/data nice -n 10 .venv/bin/python \
          bench/bench_alignment.py [--n 268] [--n-validity 200]
 
 Test faces of the shipped face model's split (as the loader decodes them; ids
-from the same split as lipnet.data gives it) are drawn on 400 x 400 canvases
-through a random similarity transform (bench/face_canvas.py: scale 0.6-1.5 of
-a 128 px crop, rotation +-20 deg, shift +-20% of the face size, plain or noisy
-background, a mirrored margin as context), and `lipnet.faces.align_face`
+from the same split as lipnet.data gives it, drawn in random order so both
+image folders come in their proportions, classes alternating) are drawn on
+400 x 400 canvases through a random similarity transform
+(bench/face_canvas.py: scale 0.6-1.5 of a 128 px crop, rotation +-20 deg,
+shift +-20% of the face size, plain or noisy background, a mirrored margin
+as context), and `lipnet.faces.align_face`
 realigns each to 64 px. Reported, against the loader's own 64 px crop:
 
 - faces found;
@@ -57,12 +59,19 @@ TARGETS = {
 }
 
 
+class AsFloat32(torch.nn.Module):
+    """The judge is float32; a certified model may hand back float64."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.float()
+
+
 def to_tensor(images: list[np.ndarray], dtype: torch.dtype) -> torch.Tensor:
     x = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2)
     return x.to(dtype).div(255.0).contiguous()
 
 
-def realign_all(paths: list[Path], seed: int) -> dict:
+def realign_all(paths: list[Path], seed: int, framing: faces.Framing | None) -> dict:
     """Place each face, realign it; per face: found, crops, errors, times."""
     rng = np.random.default_rng(seed)
     rows = []
@@ -71,7 +80,7 @@ def realign_all(paths: list[Path], seed: int) -> dict:
         original = np.asarray(fc.face_pixels(path, 64))
         placed = fc.place(face, rng)
         t = time.perf_counter()
-        found = faces.detect_faces(placed.canvas)
+        found = faces.detect_faces(placed.canvas, framing=framing)
         crop = faces.align(placed.canvas, found[0], 64) if found else None
         elapsed = time.perf_counter() - t
         row = {
@@ -92,7 +101,7 @@ def realign_all(paths: list[Path], seed: int) -> dict:
                 faces.crop_to_photo(found[0], 64), truth, 64
             )
         upright = fc.place_at(face, 1.0, 0.0, np.zeros(2), np.full(3, 128.0), False)
-        found0 = faces.detect_faces(upright.canvas)
+        found0 = faces.detect_faces(upright.canvas, framing=framing)
         if found0:
             a0 = np.asarray(faces.align(upright.canvas, found0[0], 64))
             row["upright_diff"] = float(np.abs(a0 / 255.0 - original / 255.0).mean())
@@ -134,6 +143,23 @@ def summary(rows: list[dict]) -> dict:
         "time_s": float(np.mean([r["time_s"] for r in rows])),
         "time_s_max": float(np.max([r["time_s"] for r in rows])),
         "missed": missed,
+        "by_folder": {
+            folder: {
+                "n": len(part),
+                "found": sum(r["found"] for r in part) / len(part),
+                "pixel_diff": float(
+                    np.mean([r["pixel_diff"] for r in part if r["found"]])
+                ),
+                "upright_pixel_diff": float(
+                    np.mean([r["upright_diff"] for r in part if "upright_diff" in r])
+                ),
+                "align_error_median_px": float(
+                    np.median([r["align_error"] for r in part if r["found"]])
+                ),
+            }
+            for folder in sorted({r["path"].parent.name for r in rows})
+            for part in [[r for r in rows if r["path"].parent.name == folder]]
+        },
     }
 
 
@@ -144,16 +170,18 @@ def main() -> None:
     p.add_argument("--n-validity", type=int, default=200, help="men without it")
     p.add_argument("--judge-epochs", type=int, default=4)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--framing", type=Path, default=None, help="another framing file")
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "alignment.json")
     args = p.parse_args()
     torch.set_num_threads(1)
     model = lipnet.load(ROOT / "assets" / "models" / args.model)
-    dtype = next(model.parameters()).dtype
+    dtype = torch.float32  # images as the loader gives them; the model may cast
     config = model.spec["card"]["training"]["config"]
     root = D.data_dir()
 
-    paths, _, _ = fc.test_face_paths(config, root, args.n)
-    res = realign_all(paths, args.seed)
+    framing = faces.framing.load(args.framing) if args.framing else None
+    paths, _, _ = fc.test_face_paths(config, root, args.n, shuffle=args.seed)
+    res = realign_all(paths, args.seed, framing)
     s = summary(res["rows"])
     ok = [r for r in res["rows"] if r["found"]]
     x_orig = to_tensor([r["original"] for r in ok], dtype)
@@ -161,6 +189,11 @@ def main() -> None:
     with torch.no_grad():
         same = judge_predictions(model, x_orig) == judge_predictions(model, x_re)
     s["agreement"] = float(same.double().mean())
+    folders = np.array([r["path"].parent.name for r in ok])
+    for folder, part in s["by_folder"].items():
+        part["agreement"] = float(
+            same[torch.from_numpy(folders == folder)].double().mean()
+        )
     s["forward_s"] = forward_time(model, x_orig)
     s["time_ratio"] = s["time_s"] / s["forward_s"]
     print(f"faces: {s['n']} test faces, {s['found']:.1%} found", flush=True)
@@ -170,8 +203,10 @@ def main() -> None:
     judge, info = train_judge(
         data, args.judge_epochs, JUDGE_SEED, flip=True, max_train=None
     )
-    men, _, _ = fc.test_face_paths(config, root, args.n_validity, men_without=True)
-    vres = realign_all(men, args.seed + 1)
+    men, _, _ = fc.test_face_paths(
+        config, root, args.n_validity, men_without=True, shuffle=args.seed
+    )
+    vres = realign_all(men, args.seed + 1, framing)
     vok = [r for r in vres["rows"] if r["found"]]
     v_orig = to_tensor([r["original"] for r in vok], dtype)
     v_re = to_tensor([r["crop"] for r in vok], dtype)
@@ -228,6 +263,13 @@ def main() -> None:
         f"{s['time_s_max'] * 1000:.0f}) = {s['time_ratio']:.0f}x one forward pass "
         f"({s['forward_s'] * 1000:.1f} ms) | < 0.3 s |"
     )
+    for folder, part in s["by_folder"].items():
+        print(
+            f"| {folder} ({part['n']} faces) | found {part['found']:.1%}, pixel diff "
+            f"{part['pixel_diff']:.4f} (upright {part['upright_pixel_diff']:.4f}), "
+            f"median error {part['align_error_median_px']:.2f} px, agreement "
+            f"{part['agreement']:.1%} | |"
+        )
     print(f"\nmissed: {s['missed']}")
     args.out.write_text(json.dumps(s, indent=1) + "\n")
     print(f"wrote {args.out}")

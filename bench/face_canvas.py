@@ -45,6 +45,7 @@ def test_face_paths(
     men_without: bool = False,
     split_name: str = "test",
     alternate: bool = True,
+    shuffle: int | None = None,
 ) -> tuple[list[Path], list[str], list[int]]:
     """Image paths, ids and labels of one split of the model's task (the test
     split by default), in split order.
@@ -52,7 +53,8 @@ def test_face_paths(
     ``men_without``: only men without the attribute (the counterfactual judge's
     inputs); otherwise positives and negatives alternate (as the dashboard's
     gallery does), so both decisions are represented; ``alternate=False``:
-    the first ``n`` of the split.
+    the first ``n`` of the split. ``shuffle``: a seed to draw from the split
+    in random order (the split is sorted by id, and ids run by folder).
     """
     folders = config.get("image_folders", ["img_celeba_128"])
     attribute = config.get("attribute", "Mustache")
@@ -60,6 +62,10 @@ def test_face_paths(
     paths, ids, labels = _celeba_index(celeba, attribute, folders)
     split = celeba_split(ids, labels, seed=int(config.get("seed", 0)))[split_name]
     pos = {name: k for k, name in enumerate(ids)}
+    if shuffle is not None:
+        split = [
+            split[i] for i in np.random.default_rng(shuffle).permutation(len(split))
+        ]
     if men_without:
         from lipnet.data.celeba import read_celeba_attributes
 

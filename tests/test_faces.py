@@ -116,6 +116,20 @@ def test_known_transform(
     assert np.abs(a - b)[inner, inner].mean() < 0.04
 
 
+def test_large_photo(hopper: Image.Image, hopper_face: faces.Face) -> None:
+    """A 4x larger photo (2048 x 2400) gives the same crop, not aliased."""
+    big = hopper.resize((2048, 2400), Image.Resampling.LANCZOS)
+    found = faces.detect_faces(big)
+    assert len(found) == 1
+    expected = faces.compose(
+        np.diag([4.0, 4.0, 1.0])[:2], faces.crop_to_photo(hopper_face, 64)
+    )
+    assert grid_error(faces.crop_to_photo(found[0], 64), expected) < 1.0
+    a = np.asarray(faces.align(big, found[0], 64), float) / 255
+    b = np.asarray(faces.align(hopper, hopper_face, 64), float) / 255
+    assert np.abs(a - b)[8:56, 8:56].mean() < 0.03
+
+
 def test_celeba_test_faces_realigned() -> None:
     """Held-out CelebA crops moved on a canvas come back near their framing."""
     from lipnet import zoo
@@ -299,7 +313,9 @@ def test_framing_file() -> None:
     eyes, mouth = f.template[:2], f.template[2:]
     assert eyes[0, 0] < 0.5 < eyes[1, 0] and abs(eyes.mean(0)[0] - 0.5) < 0.03
     assert eyes[:, 1].max() < mouth[:, 1].min() < 1
-    assert np.abs(f.correction).max() < 1
+    # faces shaped like the template are framed (nearly) as the template says
+    assert np.allclose(f.crop_to_photo(f.template), np.eye(2, 3), atol=0.01)
+    assert np.isfinite(f.correction).all() and np.abs(f.correction).max() < 10
 
 
 def test_threads_agree(hopper: Image.Image, hopper_face: faces.Face) -> None:

@@ -25,12 +25,13 @@ from PIL import Image, ImageDraw
 
 from ..data.images import MAX_PIXELS, _normalise_mode
 from . import mediapipe as mp
-from .framing import POINTS, compose, invert, load, similarity
+from .framing import POINTS, Framing, compose, invert, load, similarity
 
 __all__ = [
     "MAX_FACES",
     "Face",
     "FaceModelError",
+    "Framing",
     "align",
     "align_face",
     "compose",
@@ -48,7 +49,7 @@ MAX_FACES = 64  # faces beyond this many (the smallest) are not returned
 MIN_SIZE, MAX_SIZE = 8, 1024  # crop sides accepted by align()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Face:
     """One face in a photo (pixel coordinates, PIL's convention).
 
@@ -126,12 +127,16 @@ def find_landmarks(
     return out
 
 
-def detect_faces(image: Image.Image, max_faces: int = MAX_FACES) -> list[Face]:
+def detect_faces(
+    image: Image.Image, max_faces: int = MAX_FACES, framing: Framing | None = None
+) -> list[Face]:
     """All faces in a photo, largest first, each with its training framing.
 
     Args:
         image: any PIL image (any mode; alpha is composited over white).
         max_faces: at most this many faces (the largest) are returned.
+        framing: the target framing (default: the face models',
+            ``assets/faces/framing.json``).
 
     Returns:
         A list of :class:`Face`, empty when there is none (a dog, a drawing,
@@ -143,7 +148,7 @@ def detect_faces(image: Image.Image, max_faces: int = MAX_FACES) -> list[Face]:
         TypeError, ValueError: not an image, an empty or oversized image.
         FaceModelError: the face models or their runtime are missing.
     """
-    framing = load()
+    framing = framing if framing is not None else load()
     faces = []
     for det, pts, marks in find_landmarks(image, max_faces):
         try:
@@ -182,7 +187,8 @@ def align(image: Image.Image, face: Face, size: int = 64) -> Image.Image:
     """The face's crop in the training framing, ``size`` x ``size`` RGB.
 
     Sampled bicubically at up to 4x and area-averaged (the training crops
-    were resized with an area filter), so a large face is not aliased.
+    were resized with an area filter; a face over 4x larger than the crop is
+    area-reduced first), so a large face is not aliased.
 
     Args:
         image: the photo the face was found in.
@@ -194,8 +200,10 @@ def align(image: Image.Image, face: Face, size: int = 64) -> Image.Image:
     """
     rgb, size = _rgb(image), _check_size(size)
     k = int(np.clip(np.ceil(face.size / size), 1, 4))
-    m = crop_to_photo(face, size * k)
-    out = rgb.transform(
+    r = max(1, int(face.size // (size * 4)))  # a face far larger: reduce first
+    src = rgb.reduce(r) if r > 1 else rgb
+    m = crop_to_photo(face, size * k) / r
+    out = src.transform(
         (size * k, size * k), Image.Transform.AFFINE, tuple(m.ravel()), Image.BICUBIC
     )
     return out.reduce(k) if k > 1 else out

@@ -22,7 +22,7 @@ import numpy as np
 
 FRAMING_FILE = Path(__file__).resolve().parents[2] / "assets" / "faces" / "framing.json"
 POINTS = ("eye_left", "eye_right", "mouth_left", "mouth_right")
-RIDGE = 0.0025  # the correction's ridge penalty, in unit coordinates
+RIDGES = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2)  # ridge penalties tried (per face)
 
 
 def similarity(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
@@ -124,9 +124,22 @@ def fit(points: Sequence[np.ndarray], truths: Sequence[np.ndarray]) -> Framing:
             [(c[0, 0] + c[1, 1]) / 2 - 1, (c[1, 0] - c[0, 1]) / 2, c[0, 2], c[1, 2]]
         )
     xa, ya = np.array(x), np.array(y)
-    penalty = RIDGE * len(xa) * np.diag([1.0] * 8 + [0.0])
-    w = np.linalg.solve(xa.T @ xa + penalty, xa.T @ ya)
-    return Framing(template, w)
+    cut = len(xa) * 4 // 5  # the last fifth chooses the ridge penalty
+    best = min(
+        RIDGES, key=lambda r: _ridge_error(xa[:cut], ya[:cut], xa[cut:], ya[cut:], r)
+    )
+    return Framing(template, _ridge(xa, ya, best))
+
+
+def _ridge(x: np.ndarray, y: np.ndarray, ridge: float) -> np.ndarray:
+    penalty = ridge * len(x) * np.diag([1.0] * (x.shape[1] - 1) + [0.0])
+    return np.linalg.solve(x.T @ x + penalty, x.T @ y)
+
+
+def _ridge_error(
+    x: np.ndarray, y: np.ndarray, xv: np.ndarray, yv: np.ndarray, ridge: float
+) -> float:
+    return float(((xv @ _ridge(x, y, ridge) - yv) ** 2).sum(1).mean())
 
 
 def save(framing: Framing, path: Path, **info: object) -> None:
