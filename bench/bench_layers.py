@@ -1,6 +1,7 @@
 """Training-step time and inference cost of lipnet vs deel-torchlip vs plain torch.
 
 Run: python bench/bench_layers.py [--repeats N] [--only mnist|faces] [--threads T]
+     [--cpu-time]
 Prints, for the MNIST 0-vs-8 dense net 784-128-64-32-1 and a small conv net on
 28×28, the median training-step time of each library and the inference time
 of lipnet (eval mode, cached weights) against its plain nn.Sequential export,
@@ -189,8 +190,9 @@ def face_step(model: nn.Module, batch: int) -> Callable[[], None]:
     return step
 
 
-def report_faces(repeats: int, batch: int) -> None:
-    """Step time of the face GNP networks against their plain twin, per width."""
+def report_faces(repeats: int, batch: int, cpu: bool = False) -> None:
+    """Step time of the face GNP networks against their plain twin, per width
+    (wall clock, or this process's CPU time with `cpu`: steadier on shared cores)."""
     from lipnet.models import build_model
 
     for channels in ([12, 48, 96], [32, 96, 128]):
@@ -208,15 +210,17 @@ def report_faces(repeats: int, batch: int) -> None:
         for fn in fns.values():
             fn()
             fn()
+        clock = time.process_time if cpu else time.perf_counter
         samples: dict[str, list[float]] = {k: [] for k in fns}
         for _ in range(repeats):
             for k, fn in fns.items():
-                t = time.perf_counter()
+                t = clock()
                 fn()
-                samples[k].append(time.perf_counter() - t)
+                samples[k].append(clock() - t)
         base = samples["plain (zeros)"]
         steps = math.ceil(FACE_TRAIN_FACES / batch)
-        print(f"\n## face GNP {channels}: one training step, batch {batch}")
+        what = "CPU time" if cpu else "wall clock"
+        print(f"\n## face GNP {channels}: one training step, batch {batch}, {what}")
         for k, v in samples.items():
             ratio = statistics.median(a / b for a, b in zip(v, base, strict=True))
             med = statistics.median(v)
@@ -232,6 +236,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--only", choices=["mnist", "faces"], default=None)
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--cpu-time", action="store_true", help="faces: CPU time")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -239,7 +244,7 @@ def main() -> None:
     threads = torch.get_num_threads()
     print(f"torch {torch.__version__}, {threads} threads, batch {args.batch}")
     if args.only != "mnist":
-        report_faces(args.repeats, 64)
+        report_faces(args.repeats, 64, args.cpu_time)
     if args.only == "faces":
         return
     cases = [
