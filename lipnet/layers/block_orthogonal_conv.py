@@ -138,9 +138,9 @@ class BlockOrthogonalConv2d(nn.Module, LipschitzLayer):
         return order
 
     def factors(self) -> tuple[Tensor | None, Tensor]:
-        """(R, X): the width-changing 1×1 map (cout × cin, None when square) and
-        the m × m × kh × kw orthogonal kernel (R folded in when square), times
-        (1 − 10⁻⁵)·k."""
+        """(R, K): the width-changing 1×1 map (cout × cin, orthonormal rows or
+        columns; None when square) and the (m, m, kh, kw) orthogonal kernel
+        (the 1×1 orthogonal matrix folded in when square), times (1 − 10⁻⁵)·k."""
         qs = torch.linalg.qr(self.projectors).Q
         mix = torch.linalg.qr(self.mixing).Q  # (max, m), orthonormal columns
         m = mix.shape[1]
@@ -154,14 +154,18 @@ class BlockOrthogonalConv2d(nn.Module, LipschitzLayer):
         kernel = x.permute(3, 2, 0, 1).contiguous()
         return rect, kernel * ((1 - FLOAT_MARGIN) * self.k)
 
-    def kernel(self) -> Tensor:
-        """The (cout, cin, kh, kw) kernel of the whole map; cached in eval mode."""
-        key = (
+    def _key(self) -> tuple[int, ...]:
+        """Identifies the parameters a cached kernel was built from."""
+        return (
             self.projectors._version,
             self.mixing._version,
             self.projectors.data_ptr(),
             self.mixing.data_ptr(),
         )
+
+    def kernel(self) -> Tensor:
+        """The (cout, cin, kh, kw) kernel of the whole map; cached in eval mode."""
+        key = self._key()
         if not self.training and self._cache is not None and self._cache[0] == key:
             return self._cache[1]
         rect, x = self.factors()
@@ -177,13 +181,7 @@ class BlockOrthogonalConv2d(nn.Module, LipschitzLayer):
     def freeze(self, kernel: Tensor) -> None:
         """Cache `kernel` as this layer's eval-mode kernel for its current parameters
         (how a float64 copy keeps the kernel its float32 parameters built)."""
-        key = (
-            self.projectors._version,
-            self.mixing._version,
-            self.projectors.data_ptr(),
-            self.mixing.data_ptr(),
-        )
-        self._cache = (key, kernel.detach().to(self.projectors))
+        self._cache = (self._key(), kernel.detach().to(self.projectors))
 
     def forward(self, x: Tensor) -> Tensor:
         if tuple(x.shape[-2:]) != self.input_size or x.shape[-3] != self.in_channels:
