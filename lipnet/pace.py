@@ -17,6 +17,7 @@ of images whose report takes about `budget_s` at a cost measured by
 from __future__ import annotations
 
 import math
+import statistics
 import time
 from dataclasses import dataclass, field
 
@@ -144,12 +145,15 @@ def measure_cost(model: nn.Module, input_shape: tuple[int, ...]) -> tuple[float,
     time, not CPU time: on a machine busy with other work the passes take
     longer, and so will the report."""
 
-    def one_pass(n: int, repeats: int = 3) -> float:
+    def one_pass(n: int, repeats: int = 5) -> float:
+        """The median of a few passes: one burst of other work does not count."""
         x = torch.zeros(n, *input_shape, requires_grad=True)
-        start = time.perf_counter()
+        times = []
         for _ in range(repeats):
+            start = time.perf_counter()
             torch.autograd.grad(model(x).sum(), x)
-        return (time.perf_counter() - start) / repeats
+            times.append(time.perf_counter() - start)
+        return statistics.median(times)
 
     one_pass(1, 1)  # caches and allocations: not part of the cost
     single, eight = one_pass(1), one_pass(8)
