@@ -22,7 +22,10 @@ realigns each to 64 px. Reported, against the loader's own 64 px crop:
   bench_counterfactuals' independent judge, on realigned men without the
   attribute beside their original crops (same inputs);
 - time of one alignment (detect + align, one thread) absolute and as a ratio
-  to one forward pass of the model on one image.
+  to one forward pass of the model on one image; and the CPU time (not wall
+  time: the machine is shared) of align_face on three photos (Grace Hopper,
+  the same at 10.5 megapixels, a group of 30 faces; --timing-only runs just
+  this).
 
 Writes every number to --out (JSON).
 """
@@ -118,6 +121,38 @@ def forward_time(model: torch.nn.Module, x: torch.Tensor, reps: int = 50) -> flo
     return (time.perf_counter() - t) / reps
 
 
+def photo_cpu_times() -> dict[str, float]:
+    """CPU time (ms, median) of align_face on three photos: Grace Hopper
+    (512 x 600), the same at 10.5 megapixels, a group of 30 faces."""
+    from PIL import Image
+
+    from lipnet.data.images import grace_hopper
+
+    g = grace_hopper().convert("RGB")
+    head = g.crop((120, 80, 420, 420))
+    group = Image.new("RGB", (1200, 900), (200, 200, 200))
+    for k in range(30):
+        r, c = divmod(k, 6)
+        side = 110 + (k % 4) * 20
+        tile = head.resize((side, side * 34 // 30)).crop((0, 0, side, side))
+        group.paste(tile, (c * 200 + (200 - side) // 2, r * 180 + (180 - side) // 2))
+    photos = {
+        "Grace Hopper 512x600": g,
+        "Grace Hopper 3000x3516 (10.5 MP)": g.resize((3000, 3516)),
+        "group photo 1200x900, 30 faces": group,
+    }
+    faces.align_face(g)  # load the interpreters
+    out = {}
+    for name, photo in photos.items():
+        times = []
+        for _ in range(5):
+            t = time.process_time()
+            faces.align_face(photo)
+            times.append(time.process_time() - t)
+        out[name] = round(float(np.median(times)) * 1000, 1)
+    return out
+
+
 def summary(rows: list[dict]) -> dict:
     ok = [r for r in rows if r["found"]]
     missed = [
@@ -172,8 +207,15 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--framing", type=Path, default=None, help="another framing file")
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "alignment.json")
+    p.add_argument(
+        "--timing-only", action="store_true", help="only the CPU time per photo"
+    )
     args = p.parse_args()
     torch.set_num_threads(1)
+    cpu = photo_cpu_times()
+    print("CPU time of align_face (ms):", cpu)
+    if args.timing_only:
+        return
     model = lipnet.load(ROOT / "assets" / "models" / args.model)
     dtype = torch.float32  # images as the loader gives them; the model may cast
     config = model.spec["card"]["training"]["config"]
@@ -230,6 +272,7 @@ def main() -> None:
         "found": len(vok) / len(men),
         "time_s": round(time.perf_counter() - t, 1),
     }
+    s["cpu_ms_per_photo"] = cpu
     s["settings"] = {
         "model": args.model,
         "seed": args.seed,

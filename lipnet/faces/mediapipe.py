@@ -22,6 +22,7 @@ from PIL import Image
 ASSETS = Path(__file__).resolve().parents[2] / "assets" / "faces"
 MIN_SCORE = 0.5  # BlazeFace detection threshold (MediaPipe's)
 NMS_IOU = 0.3  # boxes overlapping more are one face (MediaPipe's)
+TILE_FROM = 1000  # photos this large are also searched in half-size tiles
 MIN_PRESENCE = 0.1  # Face Mesh's own "is this a face" score (a logo: 0.0)
 LEFT_EYE = (33, 133)  # mesh corners of the eye on the image's left
 RIGHT_EYE = (362, 263)  # and of the eye on the image's right
@@ -78,8 +79,6 @@ def roi_tensor(
     """Sample the square of ``side`` pixels centred at ``centre``, turned by
     ``theta`` radians, as an (n, n, 3) array in [0, 1]; returns it with the
     2x3 map from tensor pixels to image pixels. Outside the image is black."""
-    k = max(1, int(side // (2 * n)))  # area-average first: no aliasing
-    src = img.reduce(k) if k > 1 else img
     c, s = math.cos(theta) * side / n, math.sin(theta) * side / n
     m = np.array(
         [
@@ -87,7 +86,21 @@ def roi_tensor(
             [s, c, centre[1] - (s + c) * n / 2],
         ]
     )
-    coeffs = tuple((m / k).ravel())
+    k = max(1, int(side // (2 * n)))  # area-average first: no aliasing
+    src, origin = img, np.zeros(2)
+    if k > 1:  # only the window's bounding box, then reduced
+        half = side * (abs(math.cos(theta)) + abs(math.sin(theta))) / 2 + k
+        x0, y0 = (math.floor(v - half) for v in centre)
+        x1, y1 = (math.ceil(v + half) for v in centre)
+        x0, y0 = max(x0, 0), max(y0, 0)
+        x1, y1 = min(x1, img.width), min(y1, img.height)
+        if x1 - x0 >= k and y1 - y0 >= k:
+            src, origin = img.crop((x0, y0, x1, y1)).reduce(k), np.array([x0, y0])
+        else:
+            src = img.reduce(k)
+    local = m.copy()
+    local[:, 2] -= origin
+    coeffs = tuple((local / k).ravel())
     out = src.transform((n, n), Image.Transform.AFFINE, coeffs, Image.BILINEAR)
     return np.asarray(out, dtype=np.float32) / 255.0, m
 
@@ -171,12 +184,12 @@ def _detect_in(
 def detect(img: Image.Image) -> list[Detection]:
     """BlazeFace on an RGB image: the short- and full-range models on the
     whole image, and the full-range model on half-size overlapping tiles of
-    an image over 600 pixels (so a group photo's small faces are found);
+    an image of TILE_FROM pixels or more (a group photo's small faces);
     overlapping detections merged."""
     w, h = img.size
     side = float(max(w, h))
     rows, scores = _detect_in(img, np.array([w / 2, h / 2]), side, tuple(DETECTORS))
-    if side >= 600:
+    if side >= TILE_FROM:
         tile = side / 2
         for cx in np.linspace(
             tile / 2,
