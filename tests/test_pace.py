@@ -112,7 +112,8 @@ def test_time_left_on_a_real_report_is_close(load_model, mnist_test, one_thread)
     shown after MIN_BATCHES batches against the time the rest really took."""
     model = load_model("mnist10-hkr")
     x, y = mnist_test[0][:16], mnist_test[1][:16]
-    pace, done, shown, began = ReportPace(largest=25, rest=0), 0, None, None
+    # At most 4 a batch: several batches are still to come when it is shown.
+    pace, done, shown, began = ReportPace(largest=4, rest=0), 0, None, None
     while done < len(x):
         size = min(pace.next_size(), len(x) - done)
         t0, cpu = time.monotonic(), time.thread_time()
@@ -120,7 +121,7 @@ def test_time_left_on_a_real_report_is_close(load_model, mnist_test, one_thread)
         cpu = time.thread_time() - cpu
         done += size
         pace.record(size, cpu, time.monotonic() - t0)
-        if shown is None and pace.eta(len(x) - done) is not None:
+        if shown is None and done < len(x) and pace.eta(len(x) - done) is not None:
             shown, began = pace.eta(len(x) - done), time.monotonic()
     assert shown is not None and began is not None
     actual = time.monotonic() - began
