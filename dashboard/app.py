@@ -42,6 +42,9 @@ navigation = st.navigation(
             icon=":material/scatter_plot:",
         ),
         st.Page(PAGES / "model_card.py", title="Model card", icon=":material/badge:"),
+        st.Page(
+            PAGES / "compare.py", title="Compare models", icon=":material/compare:"
+        ),
     ]
 )
 FAILURE = "Something went wrong on this page"

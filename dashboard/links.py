@@ -1,4 +1,4 @@
-"""Shareable links: the explorer's state in the URL, validated on the way back in.
+"""Shareable links: the explorer's (and compare page's) state in the URL, validated.
 
 The model, the input (test image and its index, Grace Hopper, a built-in
 digit), the method, its parameters and the target are written to the URL's
@@ -16,8 +16,9 @@ from urllib.parse import urlencode
 
 import streamlit as st
 
+from dashboard import eps_units
 from dashboard.explorer_controls import DEFAULTS, VIEW_DEFAULTS
-from lipnet import zoo
+from lipnet import compare, zoo
 from lipnet.attacks import METHOD_LABELS
 
 SOURCES = {
@@ -56,6 +57,52 @@ def _choice(options: Mapping[str, object]) -> Callable[[str], object]:
     return parse
 
 
+def _eps(lo: float, hi: float) -> Callable[[str], float]:
+    """An ε as "0.5" or "36/255" (`lipnet.units.parse_eps`), in [lo, hi]."""
+
+    def parse(text: str) -> float:
+        value = eps_units.parse_eps(text)
+        if not lo <= value <= hi:
+            raise ValueError
+        return value
+
+    return parse
+
+
+def _eps_text(text: str) -> str:
+    """The compare page's ε as typed, once it reads as an ε in range."""
+    if len(text) > 32:
+        raise ValueError
+    eps_units.read(text)
+    return text
+
+
+def _models(text: str) -> list[str]:
+    """2–4 distinct shipped models of one task, comma-separated."""
+    names = text.split(",")
+    shipped = zoo.list_models()
+    if not 2 <= len(names) <= compare.MAX_MODELS or len(set(names)) != len(names):
+        raise ValueError
+    if any(n not in shipped for n in names):
+        raise ValueError
+    specs = [zoo.read_spec(shipped[n]) for n in names]
+    if not all(compare.same_task(specs[0], s) for s in specs[1:]):
+        raise ValueError
+    return names
+
+
+def _multiple(step: int, lo: int, hi: int) -> Callable[[str], int]:
+    parse_int = _integer(lo, hi)
+
+    def parse(text: str) -> int:
+        value = parse_int(text)
+        if value % step:
+            raise ValueError
+        return value
+
+    return parse
+
+
 def _boolean(text: str) -> bool:
     return {"1": True, "0": False}[text]
 
@@ -80,19 +127,24 @@ FIELDS: dict[str, tuple[str, Callable[[str], object]]] = {
     "method": ("method", _choice({m: m for m in METHOD_LABELS})),
     "norm": ("norm", _choice({"l2": "l2", "linf": "linf"})),
     "eps_r": ("eps_scale", _number(0.1, 5.0)),
-    "eps": ("eps_l2", _number(0.001, 50.0)),
-    "eps_inf": ("eps_linf", _number(0.001, 50.0)),
+    "eps": ("eps_l2", _eps(0.001, 50.0)),
+    "eps_inf": ("eps_linf", _eps(0.001, 50.0)),
     "steps": ("pgd_steps", _integer(5, 200)),
     "restarts": ("restarts", _integer(1, 5)),
     "overshoot": ("overshoot", _number(0.0, 5.0)),
     "step": ("step_size", _number(0.1, 1.0)),
     "fmn": ("fmn_steps", _integer(10, 300)),
-    "eps_max": ("eps_max", _number(0.1, 50.0)),
+    "eps_max": ("eps_max", _eps(0.1, 50.0)),
     "search": ("search", _integer(2, 12)),
     "search_pgd": ("search_pgd", _integer(5, 100)),
     "box": ("box", _boolean),
     "target": ("target", _label),
     "amp": ("amplify", _integer(1, 10)),
+    # the compare page's own values
+    "cmp": ("compare_models", _models),
+    "cmp_n": ("compare_n", _multiple(5, 5, 200)),
+    "cmp_eps": ("compare_eps", _eps_text),
+    "cmp_i": ("compare_i", _integer(0, 199)),
 }
 _UNSHARED = {**DEFAULTS, **VIEW_DEFAULTS}
 """Values left out of a link because they are the starting ones anyway."""
@@ -142,6 +194,19 @@ def current(model_key: str) -> dict[str, str]:
         if _INPUT_OF.get(key, source) != source:  # e.g. a test image's index
             continue
         query[key] = _WRITERS.get(type(value), str)(value)
+    return query
+
+
+def compare_query(models: list[str], n: int, eps_text: str) -> dict[str, str]:
+    """The compare page's link: the models (shipped only), images, ε and input."""
+    if not models or any(m.startswith("upload:") for m in models):
+        return {}
+    query = {"model": models[0], "cmp_n": str(n), "cmp_eps": eps_text.strip()}
+    if len(models) >= 2:
+        query["cmp"] = ",".join(models)
+    index = st.session_state.get("compare_i")
+    if index:
+        query["cmp_i"] = str(index)
     return query
 
 

@@ -312,13 +312,14 @@ def certified_curve(
             model card stores, ε as text or number), or {label: such a
             curve} for several models.
         empirical: the accuracy under attack at the same ε (the report's PGD
-            column), one curve or one per label, drawn dashed.
+            column), one curve or one per label, drawn dashed; a label with
+            no certified curve (an unconstrained model) gets its dashed one.
         kind: "accuracy" or "balanced accuracy", for the axis.
 
     Returns:
         A one-panel figure, ε on the x axis with its 8-bit equivalent.
     """
-    single = all(isinstance(v, int | float) for v in curves.values())
+    single = bool(curves) and all(isinstance(v, int | float) for v in curves.values())
     named = {"certified": curves} if single else dict(curves)
     attacked: dict[str, Curve] = {}
     if empirical is not None:
@@ -332,7 +333,13 @@ def certified_curve(
         name = label if single else f"{label}, certified"
         ax.plot(*_points(curve), "o-", color=color, label=name)
         if label in attacked:
-            ax.plot(*_points(attacked[label]), "s--", color=color, label="under PGD")
+            pgd = "under PGD" if single else f"{label}, under PGD"
+            ax.plot(*_points(attacked[label]), "s--", color=color, label=pgd)
+    for i, (label, curve) in enumerate(attacked.items()):
+        if label not in named:  # a model without a certificate: its PGD curve only
+            color = colors[(len(named) + i) % len(colors)]
+            name = f"{label}, under PGD (no certificate)"
+            ax.plot(*_points(curve), "s--", color=color, label=name)
     ax.set_xlabel("ε (L2, pixels in [0, 1])")
     ax.set_ylabel(kind)
     ax.set_ylim(0, 1.02)
