@@ -2,7 +2,9 @@
 
 Test images, Grace Hopper's portrait, a rendered digit, an upload, the
 camera or a drawing; each returns a (1, C, H, W) tensor in [0, 1] or None.
-An upload is decoded once per file, not at every click.
+An upload is decoded once per file, not at every click. On a face model a
+photo (upload, camera, Grace Hopper's whole portrait) goes through the face
+aligner (`dashboard.photo_panel`).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import streamlit as st
 import torch
 from PIL import Image
 
-from dashboard import state
+from dashboard import photo_panel, state
 from lipnet.data import (
     MAX_PIXELS,
     ImageError,
@@ -45,6 +47,8 @@ def pick_input(choice: state.Choice) -> torch.Tensor | None:
     if st.session_state.get("source") not in sources:  # e.g. "Draw" on a face model
         st.session_state["source"] = sources[0]
     source = st.radio("Input", sources, horizontal=True, key="source")
+    st.session_state["photo"] = None  # set again by the photo flow
+    photos = photo_panel.is_face_model(choice)
     if source == "Test image":
         images = state.gallery(choice.key, st.session_state.get("gallery_size", 48))
         if isinstance(images, str):
@@ -57,6 +61,8 @@ def pick_input(choice: state.Choice) -> torch.Tensor | None:
         st.caption(f"Test image #{i}, true class: **{spec['classes'][int(y[i])]}**")
         return x[i : i + 1].clone()  # never a view into the shared gallery
     if source.startswith("Grace Hopper"):
+        if photos:
+            return photo_panel.photo_input(photo_panel.hopper_bytes(), spec)
         return image_to_tensor(grace_hopper_face(), spec)
     if source == "Built-in digit":
         return builtin_example(spec, digits)
@@ -74,6 +80,8 @@ def pick_input(choice: state.Choice) -> torch.Tensor | None:
     if file is None:
         st.info("Waiting for an image.")
         return None
+    if photos:
+        return photo_panel.photo_input(file.getvalue(), spec)
     return decoded_once(file, spec)
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard import explorer_results as show
-from dashboard import links, presets, results, state
+from dashboard import links, photo_panel, presets, results, state
 from dashboard.explorer_controls import keep_values, pick_method
 from dashboard.explorer_inputs import pick_input
 from lipnet.attacks import AttackError
@@ -100,6 +100,7 @@ def main() -> None:
         st.subheader(v["headline"], anchor=False)
         show.certificate_metrics(v, float(params.get("overshoot", 0.0)))
         show.show_views(v)
+        photo_panel.show_pasted(v)
         show.ran_caption(method, {**params, "target": target}, choice.spec["classes"])
         show.overshoot_note(v, float(params.get("overshoot", 0.0)))
         show.certificate_verdict(v, choice.certified)

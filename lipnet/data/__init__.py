@@ -27,6 +27,7 @@ from .images import (
     grace_hopper_face,
     image_to_tensor,
     load_image,
+    load_photo,
     rendered_digit,
     tensor_to_image,
 )
@@ -65,6 +66,7 @@ __all__ = [
     "load_celeba",
     "load_image",
     "load_mnist",
+    "load_photo",
     "mnist_binary",
     "read_celeba_attributes",
     "read_idx",

@@ -424,18 +424,34 @@ def load_image(
 ) -> torch.Tensor:
     """Load a user image (path, bytes or file-like) as float32 (1, C, H, W) in [0, 1].
 
+    The checks are :func:`load_photo`'s (and a bad ``spec``); then
+    :func:`image_to_tensor`, whose ``invert`` this is.
+    """
+    _, h, w = _parse_spec(spec)
+    with load_photo(source, max_bytes, draft_side=2 * max(h, w)) as img:
+        return image_to_tensor(img, spec, invert=invert)
+
+
+def load_photo(
+    source: PathLike | bytes | BinaryIO,
+    max_bytes: int = MAX_BYTES,
+    draft_side: int | None = None,
+) -> Image.Image:
+    """Decode and check a user image (path, bytes or file-like); the caller closes it.
+
     Rejects with :class:`ImageError` (a ``ValueError``): empty or > `max_bytes`
     input (the dashboard passes its server's upload limit), data Pillow cannot
     identify (only :data:`ALLOWED_FORMATS`), files with absurd header
     structures (:data:`MAX_BLOCKS`, :data:`MAX_JPEG_SCANS`), images over
     :data:`MAX_PIXELS` pixels (checked from the header before decoding and
     again after), decompression bombs, truncated or corrupt files
-    (fully decoded here) and a bad ``spec``. Only the first frame of animations
+    (fully decoded here). Only the first frame of animations
     and multi-page files is used. Global state (Pillow's MAX_IMAGE_PIXELS,
     warning filters) is neither changed nor relied on, so it is safe in
-    Streamlit's threads. ``invert`` is as in :func:`image_to_tensor`.
+    Streamlit's threads. A JPEG is decoded at a reduced scale (DCT scaling)
+    when it is over twice ``draft_side`` (None: at full size). The image is
+    returned as decoded: EXIF orientation and mode are left to the caller.
     """
-    _, h, w = _parse_spec(spec)
     data = _read_source(source, max_bytes)
     _check_blocks(data)
     try:
@@ -457,7 +473,7 @@ def load_image(
         raise _bomb_error(exc) from exc
     except Exception as exc:
         raise ImageError(f"could not open the image: {exc}") from exc
-    with img:
+    try:
         _check_pixels(img.size)  # from the header, before any pixel is decoded
         _check_ratio(img.size, len(data), img.format)
         iw, ih = img.size
@@ -470,17 +486,20 @@ def load_image(
                 f"may have at most {MAX_PYTHON_DECODED_PIXELS:,} pixels"
             )
         try:
-            if img.format in ("JPEG", "MPO") and img.mode in ("L", "RGB"):
+            jpeg = img.format in ("JPEG", "MPO") and img.mode in ("L", "RGB")
+            if draft_side and jpeg:
                 # Decode at reduced scale (DCT scaling) when the photo is large.
-                side = 2 * max(h, w)
-                img.draft(img.mode, (side, side))
+                img.draft(img.mode, (draft_side, draft_side))
             img.load()  # full decode now: truncated/corrupt data fails here
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
             raise _bomb_error(exc) from exc
         except Exception as exc:
             raise ImageError(f"the image data is truncated or corrupt: {exc}") from exc
         _check_pixels(img.size)  # what was decoded, in case the header understated it
-        return image_to_tensor(img, spec, invert=invert)
+    except BaseException:
+        img.close()
+        raise
+    return img
 
 
 def tensor_to_image(x: torch.Tensor) -> Image.Image:
