@@ -91,18 +91,6 @@ def _models(text: str) -> list[str]:
     return names
 
 
-def _multiple(step: int, lo: int, hi: int) -> Callable[[str], int]:
-    parse_int = _integer(lo, hi)
-
-    def parse(text: str) -> int:
-        value = parse_int(text)
-        if value % step:
-            raise ValueError
-        return value
-
-    return parse
-
-
 def _boolean(text: str) -> bool:
     return {"1": True, "0": False}[text]
 
@@ -142,7 +130,7 @@ FIELDS: dict[str, tuple[str, Callable[[str], object]]] = {
     "amp": ("amplify", _integer(1, 10)),
     # the compare page's own values
     "cmp": ("compare_models", _models),
-    "cmp_n": ("compare_n", _multiple(5, 5, 200)),
+    "cmp_n": ("compare_n", _integer(2, 200)),
     "cmp_eps": ("compare_eps", _eps_text),
     "cmp_i": ("compare_i", _integer(0, 199)),
 }
@@ -208,6 +196,15 @@ def compare_query(models: list[str], n: int, eps_text: str) -> dict[str, str]:
     if index:
         query["cmp_i"] = str(index)
     return query
+
+
+def warn_ignored() -> None:
+    """Say once which parts of the link that opened this session were ignored."""
+    ignored = st.session_state.pop("link_ignored", None)
+    if ignored:
+        st.warning(
+            f"Part of the link was not valid and was ignored: {', '.join(ignored)}."
+        )
 
 
 def write(query: Mapping[str, str]) -> None:

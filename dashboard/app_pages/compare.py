@@ -17,6 +17,7 @@ st.markdown(
     "against ε (solid) with the accuracy under a **PGD** attack of size ε (dashed) "
     "beside it, one table, and one input's change at the same ε on every model."
 )
+links.warn_ignored()
 choice = state.current()
 keys = compare_run.candidates(choice.key)
 if len(keys) < 2:
@@ -41,7 +42,7 @@ models = st.multiselect(
 st.session_state.setdefault("compare_n", 20)
 st.session_state.setdefault("compare_eps", "0.5")
 left, right = st.columns(2)
-n = left.slider("Test images", 5, 200, step=5, key="compare_n")
+n = left.slider("Test images", 2, 200, key="compare_n")
 eps_text = right.text_input(
     "ε for the table and the counterfactuals",
     key="compare_eps",

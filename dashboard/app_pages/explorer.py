@@ -68,11 +68,7 @@ def main() -> None:
     st.markdown(LEAD)
     with st.expander("What am I looking at?"):
         st.markdown(INTRO)
-    ignored = st.session_state.pop("link_ignored", None)
-    if ignored:
-        st.warning(
-            f"Part of the link was not valid and was ignored: {', '.join(ignored)}."
-        )
+    links.warn_ignored()
     preset_row()
     choice = state.current()
     controls, body = st.columns([1, 2.3], gap="medium")
