@@ -7,6 +7,7 @@ The public API the dashboard and outside checks rely on:
 plus the layers and losses.
 """
 
+from .attributes import attribute
 from .certify import (
     NoCertificateError,
     certified_accuracy,
@@ -74,6 +75,7 @@ __all__ = [
     "ScaledL2NormPool2d",
     "SpectralConv2d",
     "SpectralLinear",
+    "attribute",
     "certified_accuracy",
     "certified_radius",
     "check_lipschitz",
