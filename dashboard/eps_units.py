@@ -7,6 +7,7 @@ themselves are `lipnet.units`.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from lipnet.units import dimension, eps_255, eps_label, eps_rms_255, parse_eps
 
@@ -53,3 +54,26 @@ def columns(eps_grid: Sequence[float], input_shape: Sequence[int]) -> dict[str, 
         "ε × 255": [round(eps_255(e), 2) for e in eps_grid],
         "RMS per pixel (/255)": [round(eps_rms_255(e, d), 3) for e in eps_grid],
     }
+
+
+def nearest(eps: float, grid: Sequence[float]) -> float:
+    """The ε of `grid` closest to `eps` (what a report measured)."""
+    return min(grid, key=lambda e: abs(e - eps))
+
+
+def on_axis(fig: Any, input_shape: Sequence[int]) -> Any:
+    """A plotly curve against ε: each tick also in k/255, each point's hover in
+    all three units (ε, k/255, per-pixel RMS); returns the same figure."""
+    xs = sorted({float(e) for trace in fig.data for e in (trace.x or ())})
+    fig.update_xaxes(
+        tickmode="array",
+        tickvals=xs,
+        ticktext=[f"{e:g}<br>{in_255(e)}" for e in xs],
+        title="ε (L2, pixels in [0, 1]; below it × 255)",
+    )
+    for trace in fig.data:
+        trace.customdata = [label(float(e), input_shape) for e in trace.x or ()]
+        trace.hovertemplate = (
+            "ε = %{customdata}<br>%{y:.1%}<extra>%{fullData.name}</extra>"
+        )
+    return fig

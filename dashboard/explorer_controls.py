@@ -15,6 +15,7 @@ from collections.abc import Sequence
 
 import streamlit as st
 
+from dashboard import eps_units
 from lipnet.attacks import METHOD_LABELS
 
 DEFAULTS: dict[str, object] = {
@@ -122,8 +123,12 @@ def _budget(radius: float | None) -> dict:
             help="Below 1 no attack can succeed: that is the certificate.",
         )
         eps = max(scale * radius, 1e-3)
-        st.caption(f"ε = {scale:g} × r = **{eps:.3f}** (L2)")
+        st.caption(f"ε = {scale:g} × r = **{eps:.3f}** (L2) = {eps_units.in_255(eps)}")
         return {"norm": norm, "eps": round(eps, 6)}
     key = f"eps_{norm}"
     eps = st.number_input("Budget ε", 0.001, 50.0, step=0.1, key=key)
+    st.caption(
+        f"= {eps_units.in_255(eps)} in 8-bit units"
+        + (" per pixel" if norm == "linf" else " (L2)")
+    )
     return {"norm": norm, "eps": eps}

@@ -11,7 +11,7 @@ from functools import partial
 import numpy as np
 import streamlit as st
 
-from dashboard import results, state, views
+from dashboard import eps_units, results, state, views
 from lipnet.attacks import METHOD_LABELS
 from lipnet.explain import ATTRIBUTION_LABELS
 
@@ -77,10 +77,14 @@ def certificate_metrics(v: dict, overshoot: float = 0.0) -> None:
     radius, distance, flipped = v["radius"], v["distance"], v["flipped"]
     scale = 1 + overshoot if overshoot > 0.05 else 1.0
     a, b, c = st.columns(3)
+    shape = tuple(v["result"].x.shape[1:])
     a.metric("Certified radius r", "none" if radius is None else f"{radius:.3f}")
+    if radius is not None:
+        a.caption(eps_units.beside(radius, shape))
     b.metric(
         "L2 size of the change" if flipped else "L2 size, no flip", f"{distance:.3f}"
     )
+    b.caption(eps_units.beside(distance, shape))
     ratio = (
         "—"
         if radius is None or not flipped

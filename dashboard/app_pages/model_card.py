@@ -13,7 +13,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from dashboard import state, views
+from dashboard import eps_units, state, views
 from lipnet import lipschitz_upper_bound, ood, zoo
 from lipnet.attacks import METHOD_LABELS
 from lipnet.attacks.gallery import counterfactual_grid
@@ -334,9 +334,9 @@ if metrics:
     cert = metrics.get("certified_accuracy")
     if cert:
         previous = card.get("previous", [])
-        st.plotly_chart(
-            views.certified_curve_figure(cert, kind, previous), width="stretch"
-        )
+        curve = views.certified_curve_figure(cert, kind, previous)
+        eps_units.on_axis(curve, spec["input_shape"])
+        st.plotly_chart(curve, width="stretch")
         if previous:
             table(
                 [

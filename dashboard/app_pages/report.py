@@ -9,7 +9,7 @@ import pandas as pd
 import streamlit as st
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
-from dashboard import slices, state, views
+from dashboard import eps_units, slices, state, views
 from dashboard.work_queue import HEAVY
 from lipnet.pace import ReportPace, default_size, format_eta
 from lipnet.report import (
@@ -134,6 +134,7 @@ def show_summary(rows: list, draw: int) -> None:
         ratios = sorted(summary["ratios"])
         c.metric("Median found / radius", f"{ratios[len(ratios) // 2]:.3f}")
     figs = figures(summary)
+    eps_units.on_axis(figs["accuracy_curve"], choice.spec["input_shape"])
     st.plotly_chart(figs["accuracy_curve"], width="stretch", key=f"curve_{draw}")
     left, right = st.columns(2)
     left.plotly_chart(figs["radius_histogram"], width="stretch", key=f"radii_{draw}")
@@ -269,22 +270,29 @@ groups = slices.membership(choice.key, y, list(choice.spec["classes"]))
 table = slice_table(rows, groups, REPORT_EPS)
 labels = {f"{e:g}": e for e in REPORT_EPS}
 pick, note = st.columns([1, 3], vertical_alignment="bottom")
-eps = labels[
-    pick.selectbox(
-        "ε for the chart",
-        list(labels),
-        index=REPORT_EPS.index(telling_eps(table, REPORT_EPS)),
-        key="report_slice_eps",
-        help="By default the ε where the accuracy of all images is about half "
-        "the clean accuracy: there the slices differ most.",
-    )
-]
+typed = pick.selectbox(
+    "ε for the chart",
+    list(labels),
+    index=REPORT_EPS.index(telling_eps(table, REPORT_EPS)),
+    key="report_slice_eps",
+    accept_new_options=True,
+    help="By default the ε where the accuracy of all images is about half "
+    "the clean accuracy: there the slices differ most. Type another as 0.5 or "
+    "36/255: the nearest ε the report measured is shown.",
+)
+try:
+    eps = eps_units.nearest(eps_units.read(typed), REPORT_EPS)
+except ValueError as e:
+    pick.error(str(e))
+    eps = telling_eps(table, REPORT_EPS)
+shape = choice.spec["input_shape"]
 certified_cols = any(k.startswith("certified_at_") for k in table[0])
 note.caption(
     ("**certified**: correct and certified radius > ε. " if certified_cols else "")
     + "**PGD**: correct and PGD (L2, 20 steps) found no flip within ε. The first "
     f"row, {ALL_IMAGES}, is the whole report. The table starts with the chosen "
-    "ε, then every ε of the report (scroll sideways); the CSV holds the same table."
+    "ε, then every ε of the report (scroll sideways); the CSV holds the same table. "
+    f"ε = {eps_units.label(eps, shape)}."
 )
 st.plotly_chart(slice_figure(table, eps), width="stretch")
 frame = pd.DataFrame(table)
@@ -298,6 +306,15 @@ frame = frame.rename(
     )
 )
 # The chosen ε's columns come first: the full grid does not fit a laptop's width.
+
+
+def _units_of(column: str, shape: list) -> str | None:
+    """A column's ε in all three units, for its header's help ("certified ε=0.5")."""
+    if "ε=" not in column:
+        return None
+    return "ε = " + eps_units.label(float(column.split("ε=")[1]), shape)
+
+
 key = f"{eps:g}"
 chosen = [c for c in (f"certified ε={key}", f"PGD ε={key}") if c in frame.columns]
 first = ["slice", "n", "clean", *chosen]
@@ -310,7 +327,9 @@ st.dataframe(
     column_config={
         "slice": st.column_config.TextColumn("slice", pinned=True),
         **{
-            c: st.column_config.NumberColumn(c, format="%.1f%%")
+            c: st.column_config.NumberColumn(
+                c, format="%.1f%%", help=_units_of(c, shape)
+            )
             for c in frame.columns
             if c not in ("slice", "n")
         },
