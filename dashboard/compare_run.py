@@ -23,11 +23,18 @@ BATCH = 5
 """Images per batch: a few seconds of work at most, so Stop never waits long."""
 
 
+def _spec(key: str) -> dict:
+    """A model's spec: a shipped one read from its folder (no weights loaded)."""
+    if key.startswith("upload:"):
+        return state.model_by_key(key).spec
+    return zoo.read_spec(zoo.list_models()[key])
+
+
 def candidates(key: str) -> list[str]:
     """Model keys (shipped and this session's uploads) with the task of model `key`."""
-    spec = state.model_by_key(key).spec
+    spec = _spec(key)
     keys = list(zoo.list_models()) + list(st.session_state.get("uploaded_models", {}))
-    return [k for k in keys if compare.same_task(state.model_by_key(k).spec, spec)]
+    return [k for k in keys if compare.same_task(_spec(k), spec)]
 
 
 def label(key: str) -> str:

@@ -284,7 +284,8 @@ def test_method_parameters_change_the_result(app):
     budget = app.slider(key="eps_scale")
     assert budget.value == 1.2
     radius = float(metrics(app)["Certified radius r"])
-    assert f"ε = 1.2 × r = **{1.2 * radius:.3f}** (L2)" in texts(app.caption)
+    shown = f"ε = 1.2 × r = **{1.2 * radius:.3f}** (L2) = {1.2 * radius * 255:.3g}/255"
+    assert shown in texts(app.caption)  # and in 8-bit units
     assert result(app)[0] == ["0 → 8 (flipped)"]  # just past r: it flips
     # A budget inside the certified radius cannot flip the decision …
     check(budget.set_value(0.9).run())
