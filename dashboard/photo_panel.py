@@ -19,7 +19,11 @@ from PIL import Image
 
 from dashboard import state
 from lipnet import face_photo, faces
-from lipnet.data import ImageError, grace_hopper, tensor_to_image
+from lipnet.data import ImageError, grace_hopper
+
+PASTED = "After: the counterfactual pasted back (it changes only the face's square)"
+SHOWN = 800
+"""Photos are shown at most this many pixels a side (the page's column)."""
 
 
 @dataclass(frozen=True)
@@ -28,6 +32,9 @@ class Photo:
 
     data: bytes
     face: int | None
+    """The chosen face (None: no face, the centre crop)."""
+    faces: int
+    """How many faces were found."""
 
 
 def is_face_model(choice: state.Choice) -> bool:
@@ -64,19 +71,22 @@ def _faces(data: bytes, max_bytes: int) -> list[faces.Face] | str:
 
 
 @st.cache_data(max_entries=32, ttl=3600, show_spinner=False)
-def _outlined_jpeg(data: bytes, max_bytes: int, chosen: int | None) -> bytes:
-    """The photo with its faces outlined (chosen None: as it is), as JPEG."""
+def _outlined_png(data: bytes, max_bytes: int, chosen: int | None) -> bytes:
+    """The photo with its faces outlined (chosen None: as it is), as PNG."""
     found, photo = _faces(data, max_bytes), _photo(data, max_bytes)
-    if chosen is None and not found:
-        return _jpeg(photo)
-    return _jpeg(
+    if chosen is None or isinstance(found, str):
+        return _png(photo)
+    return _png(
         face_photo.outlined(photo, [] if isinstance(found, str) else found, chosen)
     )
 
 
-def _jpeg(image: Image.Image) -> bytes:
+def _png(image: Image.Image) -> bytes:
+    """The image at most `SHOWN` pixels a side, as a lossless PNG for the page."""
+    shown = image.copy()
+    shown.thumbnail((SHOWN, SHOWN), Image.Resampling.LANCZOS, reducing_gap=3.0)
     buf = io.BytesIO()
-    image.save(buf, format="JPEG", quality=90)
+    shown.save(buf, format="PNG", compress_level=1)
     return buf.getvalue()
 
 
@@ -107,50 +117,62 @@ def photo_input(data: bytes, spec: dict) -> torch.Tensor | None:
     elif found:
         chosen = 0
     x = face_photo.model_input(photo, None if chosen is None else found[chosen], spec)
-    left, right = st.columns([2, 1])
-    left.image(
-        _outlined_jpeg(data, limit, chosen),
-        caption=f"Your photo: {len(found)} face{'s' * (len(found) != 1)} found",
-        width="stretch",
-    )
-    right.image(
-        tensor_to_image(x),
-        caption="The aligned face (the model's input)"
-        if found
-        else "Centre crop (no face found)",
-        width="stretch",
-        output_format="PNG",
-    )
-    if not found:
+    if found:
+        st.caption(
+            f"{len(found)} face{'s' * (len(found) != 1)} found on your photo; the "
+            "model sees the outlined one aligned like its training faces."
+        )
+    else:
         st.warning(
             "No face found on this photo (too small, cut off, turned away, or "
             "not a photo of a person): the model sees the centre crop instead."
         )
-    st.session_state["photo"] = Photo(data, chosen)
+    st.session_state["photo"] = Photo(data, chosen, len(found))
     return x
 
 
-def show_pasted(v: dict) -> None:
-    """Before → after on the user's own photo: the counterfactual pasted back."""
+@st.fragment
+def show_photo(v: dict) -> None:
+    """The aligned crop, the photo with its faces outlined, and the photo with
+    the counterfactual pasted back (before → after on the user's picture); its
+    own amplification slider reruns only this fragment."""
     photo = st.session_state.get("photo")
-    if photo is None or photo.face is None:
+    if photo is None:
         return
     limit = state.upload_limit_mb() * 2**20
-    after = _pasted_jpeg(
-        photo.data, limit, photo.face, v["result"].x_adv[0].numpy().copy()
-    )
-    before = _jpeg(_photo(photo.data, limit))
-    a, b = st.columns(2)
-    a.image(before, caption="Your photo", width="stretch")
-    b.image(
-        after,
-        caption="With the counterfactual (changed only inside the face's square)",
+    crop, before, after = st.columns([1, 2, 2])
+    crop.image(
+        v["three"][0],
+        caption="Aligned face (the model's input)"
+        if photo.face is not None
+        else "Centre crop (no face found)",
         width="stretch",
+        output_format="PNG",
     )
+    n = photo.faces
+    before.image(
+        _outlined_png(photo.data, limit, photo.face),
+        caption=f"Your photo: {n} face{'s' * (n != 1)} found"
+        + (" (yellow: the one the model sees)" if n > 1 else ""),
+        width="stretch",
+        output_format="PNG",
+    )
+    if photo.face is None:
+        return
+    k = st.session_state.get("photo_amplify", 1)
+    r = v["result"]
+    changed = (r.x[0] + k * r.delta[0]).clamp(0, 1).numpy()
+    after.image(
+        _pasted_png(photo.data, limit, photo.face, changed),
+        caption=PASTED + ("" if k == 1 else f", the change ×{k}"),
+        width="stretch",
+        output_format="PNG",
+    )
+    after.slider("Amplify the change on the photo ×", 1, 10, key="photo_amplify")
 
 
 @st.cache_data(max_entries=32, ttl=3600, show_spinner=False)
-def _pasted_jpeg(data: bytes, max_bytes: int, face: int, x_adv: np.ndarray) -> bytes:
-    """The photo with the counterfactual crop pasted back onto face `face`."""
+def _pasted_png(data: bytes, max_bytes: int, face: int, changed: np.ndarray) -> bytes:
+    """The photo with the changed (3, H, W) crop pasted back onto face `face`."""
     photo, found = _photo(data, max_bytes), _faces(data, max_bytes)
-    return _jpeg(face_photo.pasted(photo, found[face], torch.from_numpy(x_adv)))
+    return _png(face_photo.pasted(photo, found[face], torch.from_numpy(changed)))

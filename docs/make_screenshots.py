@@ -1,7 +1,8 @@
 """Screenshots of the explorer, the report and the playground at 1280 × 720.
 
-Run: python docs/make_screenshots.py  (writes docs/explorer.png, docs/report.png,
-docs/playground.png). Starts the dashboard on a free port and drives the
+Run: python docs/make_screenshots.py  (writes docs/explorer.png, docs/photo.png,
+docs/report.png, docs/playground.png; `python docs/make_screenshots.py photo`
+takes only the photo flow). Starts the dashboard on a free port and drives the
 system Chromium (tests/browser_helpers.py), as a user would: the explorer's
 first screen, the default report on the default model once it is done, the
 playground's first screen. Needs LIPNET_DATA (the test images) like the app.
@@ -35,14 +36,39 @@ def idle(page: Page) -> None:
     page.wait_for_timeout(1500)
 
 
-def main() -> None:
-    """Take the three screenshots into docs/."""
+def photo_flow(page: Page) -> None:
+    """Grace Hopper's whole portrait on the moustache model: her face found and
+    aligned, and the counterfactual pasted back onto the portrait."""
+    page.get_by_role("button", name="Give Grace Hopper a moustache").click()
+    idle(page)
+    amplify = page.locator('[data-testid="stSlider"]').filter(
+        has_text="Amplify the change on the photo"
+    )
+    amplify.get_by_role("slider").focus()
+    for _ in range(2):  # x3, like the difference view of the preset
+        page.keyboard.press("ArrowRight")
+        idle(page)
+    page.get_by_text("After: the counterfactual pasted back").first.evaluate(
+        "e => e.scrollIntoView({block: 'end'})"
+    )
+    page.mouse.move(700, 20)  # nothing hovered
+    page.wait_for_timeout(1000)
+    page.screenshot(path=str(DOCS / "photo.png"))
+
+
+def main(only: str | None = None) -> None:
+    """Take the screenshots into docs/ (`only="photo"`: the photo flow alone)."""
     with DashboardServer() as server, sync_playwright() as pw:
         browser = launch_chromium(pw)
         page = browser.new_page(viewport=SCREEN)
         page.goto(server.url, timeout=WAIT_MS)
         idle(page)
+        if only == "photo":
+            photo_flow(page)
+            browser.close()
+            return
         page.screenshot(path=str(DOCS / "explorer.png"))
+        photo_flow(page)
 
         page.get_by_role("link", name="Robustness report").click()
         idle(page)
@@ -68,4 +94,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1] if len(sys.argv) > 1 else None)

@@ -13,7 +13,9 @@ from test_browser import (  # test_browser's module-scoped server fixture, reuse
 )
 from test_browser_demo import open_session
 from test_browser_inputs import choose_model
-from test_photo_flow import PASTED, png, side_by_side
+from test_photo_flow import png, side_by_side
+
+from dashboard.photo_panel import PASTED
 
 pytestmark = pytest.mark.browser
 
@@ -39,7 +41,7 @@ def test_an_uploaded_photo_gets_its_counterfactual_pasted_back(page):
     expect(page.get_by_text(PASTED, exact=True)).to_be_visible()
     idle(page, "the photo flow")
     expect(page.get_by_text("Your photo: 2 faces found")).to_be_visible()
-    expect(page.get_by_text("The aligned face (the model's input)")).to_be_visible()
+    expect(page.get_by_text("Aligned face (the model's input)")).to_be_visible()
     expect(page.get_by_text("2 faces: which one?")).to_be_visible()
     pasted = page.locator('[data-testid="stImage"]').filter(has_text=PASTED)
     expect(pasted.locator("img")).to_have_count(1)

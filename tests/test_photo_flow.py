@@ -16,10 +16,10 @@ import pytest
 from PIL import Image, ImageDraw
 from test_dashboard import check, image_captions, metrics, start, texts
 
+from dashboard.photo_panel import PASTED
 from lipnet.data import grace_hopper
 
 MODEL = "moustache-hkr"
-PASTED = "With the counterfactual (changed only inside the face's square)"
 
 
 def png(image: Image.Image) -> bytes:
@@ -98,10 +98,11 @@ def test_grace_hoppers_portrait_is_aligned_and_the_result_pasted_back(_warm):
     check(at.radio(key="source").set_value("Grace Hopper (built-in face)").run())
     captions = image_captions(at)
     assert "Your photo: 1 face found" in captions
-    assert "The aligned face (the model's input)" in captions
-    assert "Your photo" in captions and PASTED in captions
+    assert "Aligned face (the model's input)" in captions and PASTED in captions
     assert not [w for w in texts(at.warning) if "crop to the face" in w]
     assert at.session_state["photo"].face == 0
+    check(at.slider(key="photo_amplify").set_value(3).run())
+    assert PASTED + ", the change ×3" in image_captions(at)
 
 
 def test_two_faces_the_largest_first_and_the_other_on_request(app):
@@ -109,6 +110,10 @@ def test_two_faces_the_largest_first_and_the_other_on_request(app):
     box = app.selectbox(key="face_index")
     assert box.options == ["Face 1 (largest)", "Face 2"] and box.value == 0
     first = app.session_state["photo"]
+    assert first.faces == 2
+    assert "Your photo: 2 faces found (yellow: the one the model sees)" in (
+        image_captions(app)
+    )
     assert PASTED in image_captions(app) and metrics(app)
     check(box.set_value(1).run())
     assert app.session_state["photo"].face == 1
