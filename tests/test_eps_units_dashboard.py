@@ -73,3 +73,14 @@ def test_the_model_card_curve_has_8_bit_ticks():
     check(at.switch_page("app_pages/model_card.py").run())
     curve = by_title(at, "Certified accuracy vs ε")
     assert "1<br>255/255" in curve["layout"]["xaxis"]["ticktext"]
+
+
+def test_an_explorer_link_may_give_its_budget_in_8_bit_units():
+    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
+    link = {"model": "mnist08-hkr", "method": "pgd", "norm": "linf"}
+    for key, value in {**link, "eps_inf": "8/255"}.items():
+        at.query_params[key] = value
+    check(at.run())
+    assert not at.warning
+    assert at.number_input(key="eps_linf").value == 8 / 255
+    assert "= 8/255 in 8-bit units per pixel" in [c.value for c in at.caption]
