@@ -110,6 +110,32 @@ def test_the_same_run_reads_the_link_back():
     assert again.text_input(key="compare_eps").value == "0.5"
 
 
+def test_an_uploaded_model_is_compared_but_never_linked():
+    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
+    check(at.run())
+    folder = zoo.list_models()["mnist08-hkr"]
+    files = [
+        ("spec.json", (folder / "spec.json").read_bytes(), "application/json"),
+        (
+            "weights.safetensors",
+            (folder / "weights.safetensors").read_bytes(),
+            "application/octet-stream",
+        ),
+    ]
+    check(at.file_uploader(key="model_upload").set_value(files).run())
+    upload = at.sidebar.selectbox(key="model_key").value
+    assert upload.startswith("upload:")
+    check(at.switch_page("app_pages/compare.py").run())
+    assert "uploaded: mnist08-hkr" in at.multiselect(key="compare_models").options
+    at = run_comparison(at, [upload, "mnist08-hkr"], 3, "0.5")
+    rows = table(at)
+    # The same weights: the same accuracies; an upload's card is not trusted.
+    same = ("clean accuracy", "certified accuracy at ε", "accuracy under PGD at ε")
+    ours, shipped = rows["uploaded: mnist08-hkr"], rows["mnist08-hkr"]
+    assert [ours[k] for k in same] == [shipped[k] for k in same]
+    assert dict(at.query_params) == {}
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [("abc", "36/255"), ("-1", "≥ 0"), ("100", "between"), ("1/0", "36/255")],
