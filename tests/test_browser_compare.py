@@ -2,9 +2,9 @@
 
 A shared link opens the page on the two digit models (mnist08-hkr and its
 unconstrained twin), five test images and ε = 36/255; one click compares
-them: the chart and the table appear, the table names both models and the
-certified model's certified accuracy, and the CSV download holds the same
-rows with ε in its three units. Reuses test_browser's server; writes only to
+them: the chart and the table appear, the table names both models, and the
+CSV download holds the same rows with ε in 8-bit units (the baseline has no
+certified accuracy). Reuses test_browser's server; writes only to
 tmp folders. The report's ε box takes a typed 36/255 (AppTest cannot type into
 a select box).
 """

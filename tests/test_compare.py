@@ -83,7 +83,8 @@ def test_two_models_of_one_task_side_by_side(certified, baseline, n):
     assert 0 < rows[baseline]["counterfactual validity"] < 1
     heads = [s.value for s in at.subheader]
     assert any("36/255" in h and "RMS per pixel" in h for h in heads)
-    assert len(at.get("image")) == 1 + 1 + 2, "the chart, the input, two changes"
+    # the chart, the input, and per model its counterfactual and the change
+    assert len(at.get("image")) == 1 + 1 + 2 * 2
     assert downloads(at) == [
         "Download the chart (PNG)",
         "Download the chart (SVG)",

@@ -139,7 +139,7 @@ st.subheader("One input, every model, the same ε")
 i = st.number_input("Test image", 0, len(x) - 1, key="compare_i")
 x_i = x[i : i + 1].numpy()
 cols = st.columns(len(job["models"]) + 1)
-cols[0].image(views.image_png(x[i], size=160), caption=f"input #{i}")
+cols[0].image(views.image_png(x[i], size=160), caption=f"input #{i}", width=160)
 for col, key in zip(cols[1:], job["models"], strict=False):
     r = results.run_attack(key, x_i, "pgd", (("eps", eps), ("steps", 20)))
     flipped = bool(r.success[0])
@@ -147,9 +147,16 @@ for col, key in zip(cols[1:], job["models"], strict=False):
         views.image_png(r.x_adv[0], size=160),
         caption=f"{compare_run.label(key)}: "
         + (f"flipped, L2 {float(r.l2[0]):.3f}" if flipped else "no flip within ε"),
+        width=160,
+    )
+    delta = r.x_adv[0] - x[i]
+    col.image(
+        views.signed_map_png(delta, size=160),
+        caption="the change (one scale for every model: ±0.5)",
+        width=160,
     )
     radius = r.certified_radius
-    largest = float(np.abs((r.x_adv[0] - x[i]).numpy()).max())
+    largest = float(np.abs(delta.numpy()).max())
     col.caption(
         ("no certificate" if radius is None else f"r = {float(radius[0]):.3f}")
         + f"; largest pixel change {largest * 255:.3g}/255"
