@@ -74,6 +74,8 @@ ODD = {
     "a face cut by the border": lambda: grace_hopper().crop((180, 0, 512, 600)),
     "a 20-pixel face": lambda: tiny(),
     "a drawing": drawing,
+    "a one-pixel image": lambda: Image.new("RGB", (1, 1), "red"),
+    "a grey photo with alpha": lambda: grace_hopper().convert("LA"),
 }
 
 
