@@ -57,7 +57,8 @@ def outlined(
     :data:`CHOSEN`, thicker)."""
     out = photo.copy()
     draw = ImageDraw.Draw(out)
-    width = max(2, round(max(photo.size) / 250))
+    side = max(photo.size)
+    width = max(2, round(side / 250))
     order = [i for i in range(len(found)) if i != chosen]
     order += [] if chosen is None else [chosen]  # the chosen one on top
     for i in order:
@@ -70,7 +71,7 @@ def outlined(
                 (max(0, x) + w, max(0, y) + w),
                 str(i + 1),
                 fill=colour,
-                font_size=max(12, round(found[i].size / 6)),
+                font_size=max(12, round(min(found[i].size / 2.5, side / 12))),
                 stroke_width=2,
                 stroke_fill=(0, 0, 0),
             )
