@@ -250,8 +250,10 @@ def image_to_tensor(
     return x.clamp_(0.0, 1.0)
 
 
-def _read_source(source: Any, max_bytes: int = MAX_BYTES) -> bytes:
-    """Read at most `max_bytes` from a path, bytes-like or binary file-like object."""
+def _read_source(source: Any, max_bytes: int | None = None) -> bytes:
+    """Read at most `max_bytes` (default MAX_BYTES, read at call time) from a
+    path, bytes-like or binary file-like object."""
+    max_bytes = MAX_BYTES if max_bytes is None else max_bytes
     if isinstance(source, bytes | bytearray | memoryview):
         data = bytes(source)
     elif isinstance(source, str | os.PathLike):
@@ -420,7 +422,7 @@ def load_image(
     source: PathLike | bytes | BinaryIO,
     spec: Mapping[str, Any],
     invert: bool | None = None,
-    max_bytes: int = MAX_BYTES,
+    max_bytes: int | None = None,
 ) -> torch.Tensor:
     """Load a user image (path, bytes or file-like) as float32 (1, C, H, W) in [0, 1].
 
@@ -434,7 +436,7 @@ def load_image(
 
 def load_photo(
     source: PathLike | bytes | BinaryIO,
-    max_bytes: int = MAX_BYTES,
+    max_bytes: int | None = None,
     draft_side: int | None = None,
 ) -> Image.Image:
     """Decode and check a user image (path, bytes or file-like); the caller closes it.
