@@ -25,9 +25,9 @@ def rms_255(eps: float, input_shape: Sequence[int]) -> str:
     return f"{eps_rms_255(eps, dimension(input_shape)):.3g}/255 RMS per pixel"
 
 
-def beside(eps: float, input_shape: Sequence[int]) -> str:
-    """The two other units of ε, for a tile's caption: "36/255 · 1.29/255 RMS …"."""
-    return f"= {in_255(eps)} · {rms_255(eps, input_shape)}"
+def tile_help(eps: float, input_shape: Sequence[int]) -> str:
+    """A tile's tooltip: ε in all three units, "36/255 · 1.29/255 RMS …"."""
+    return f"{eps:.3g} = {in_255(eps)} in 8-bit units = {rms_255(eps, input_shape)}"
 
 
 def label(eps: float, input_shape: Sequence[int]) -> str:

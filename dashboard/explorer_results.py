@@ -78,13 +78,19 @@ def certificate_metrics(v: dict, overshoot: float = 0.0) -> None:
     scale = 1 + overshoot if overshoot > 0.05 else 1.0
     a, b, c = st.columns(3)
     shape = tuple(v["result"].x.shape[1:])
-    a.metric("Certified radius r", "none" if radius is None else f"{radius:.3f}")
-    if radius is not None:
-        a.caption(eps_units.beside(radius, shape))
-    b.metric(
-        "L2 size of the change" if flipped else "L2 size, no flip", f"{distance:.3f}"
+    # The paper units are in each tile's tooltip and in one line under the
+    # views (`units_caption`): a caption under a tile wraps in a third of the
+    # column and pushes the views out of the first 1280×720 screen.
+    a.metric(
+        "Certified radius r",
+        "none" if radius is None else f"{radius:.3f}",
+        help=None if radius is None else eps_units.tile_help(radius, shape),
     )
-    b.caption(eps_units.beside(distance, shape))
+    b.metric(
+        "L2 size of the change" if flipped else "L2 size, no flip",
+        f"{distance:.3f}",
+        help=eps_units.tile_help(distance, shape),
+    )
     ratio = (
         "—"
         if radius is None or not flipped
@@ -110,6 +116,16 @@ PARAMETER_LABELS = {
     "search_steps": "bisection steps",
     "pgd_steps": "PGD steps per ε",
 }
+
+
+def units_caption(v: dict) -> None:
+    """Under the views: r and the change in the units papers use."""
+    shape = tuple(v["result"].x.shape[1:])
+    parts = (
+        [] if v["radius"] is None else [f"r = {eps_units.label(v['radius'], shape)}"]
+    )
+    parts.append(f"the change = {eps_units.label(v['distance'], shape)}")
+    st.caption("In 8-bit units: " + "; ".join(parts) + ".")
 
 
 def ran_caption(method: str, params: dict, classes: list[str]) -> None:

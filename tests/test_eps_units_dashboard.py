@@ -9,6 +9,7 @@ curve; the report's ε box takes either form. AppTest on mnist08-hkr.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -42,8 +43,14 @@ def test_the_explorer_tiles_give_the_radius_in_8_bit_units():
     at = check(AppTest.from_file(str(APP), default_timeout=TIMEOUT).run())
     r = float(next(m for m in at.metric if m.label == "Certified radius r").value)
     # r on 28 × 28 digits: r·255 levels in all, r·255/28 per pixel (RMS)
-    expected = f"= {r * 255:.3g}/255 · {r * 255 / 28:.3g}/255 RMS per pixel"
-    assert expected in [c.value for c in at.caption]
+    rms = f"{r * 255 / 28:.3g}/255 RMS per pixel"
+    tile = next(m for m in at.metric if m.label == "Certified radius r")
+    assert rms in tile.help
+    line = next(c.value for c in at.caption if c.value.startswith("In 8-bit units"))
+    found = re.search(r"r = [\d.]+ \(([\d.]+)/255; ([\d.]+)/255 RMS per pixel\)", line)
+    assert found, line
+    assert abs(float(found.group(1)) - r * 255) < 0.5
+    assert abs(float(found.group(2)) - r * 255 / 28) < 0.05
 
 
 def test_the_report_curve_table_and_eps_box_speak_8_bit():

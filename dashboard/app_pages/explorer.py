@@ -96,6 +96,7 @@ def main() -> None:
         st.subheader(v["headline"], anchor=False)
         show.certificate_metrics(v, float(params.get("overshoot", 0.0)))
         show.show_views(v)
+        show.units_caption(v)
         photo_panel.show_photo(v)
         show.ran_caption(method, {**params, "target": target}, choice.spec["classes"])
         show.overshoot_note(v, float(params.get("overshoot", 0.0)))
