@@ -228,9 +228,11 @@ def _conv(
     return y
 
 
-def _orthogonal(a: Mapping[str, Any], x: torch.Tensor, budget: Budget) -> torch.Tensor:
-    """An FFT-domain orthogonal convolution: exactly `input_size`, one matrix per
-    frequency, each through a Cayley transform (an inverse of the smaller side)."""
+def _grid_conv(
+    a: Mapping[str, Any], x: torch.Tensor
+) -> tuple[int, int, tuple[int, int], tuple[int, int]]:
+    """(cin, cout, kernel, input_size) of a layer that runs on exactly its
+    `input_size`, checked against the input it receives."""
     _need_image(x)
     cin, cout = a["in_channels"], a["out_channels"]
     kh, kw = _pair(a["kernel_size"])
@@ -241,6 +243,13 @@ def _orthogonal(a: Mapping[str, Any], x: torch.Tensor, budget: Budget) -> torch.
         )
     if kh > ih or kw > iw:
         raise ValueError(f"kernel {[kh, kw]} is larger than the input {[ih, iw]}")
+    return cin, cout, (kh, kw), (ih, iw)
+
+
+def _orthogonal(a: Mapping[str, Any], x: torch.Tensor, budget: Budget) -> torch.Tensor:
+    """An FFT-domain orthogonal convolution: exactly `input_size`, one matrix per
+    frequency, each through a Cayley transform (an inverse of the smaller side)."""
+    cin, cout, (kh, kw), (ih, iw) = _grid_conv(a, x)
     freqs = ih * (iw // 2 + 1)
     small, large = min(cin, cout), max(cin, cout)
     budget.largest_fft = max(budget.largest_fft, cout * cin * freqs)
@@ -259,16 +268,7 @@ def _block_orthogonal(
     """A kernel-space orthogonal convolution: exactly `input_size`, odd k×k
     kernel built from QR-orthonormalized projectors on min(cin, cout) channels,
     measured like a circular conv."""
-    _need_image(x)
-    cin, cout = a["in_channels"], a["out_channels"]
-    kh, kw = _pair(a["kernel_size"])
-    ih, iw = _pair(a["input_size"])
-    if tuple(x.shape[1:]) != (cin, ih, iw):
-        raise ValueError(
-            f"expects inputs of {[cin, ih, iw]}, the input has {list(x.shape[1:])}"
-        )
-    if kh > ih or kw > iw:
-        raise ValueError(f"kernel {[kh, kw]} is larger than the input {[ih, iw]}")
+    cin, cout, (kh, kw), (ih, iw) = _grid_conv(a, x)
     if kh % 2 == 0 or kw % 2 == 0:
         raise ValueError(f"kernel_size must be odd, got {[kh, kw]}")
     small, large = min(cin, cout), max(cin, cout)
