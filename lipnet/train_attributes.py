@@ -130,7 +130,8 @@ def fit(
     if resume and checkpoint.is_file():
         state = _load_checkpoint(checkpoint)
         model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
+        if "optimizer" in state:  # a slimmed checkpoint restarts Adam's moments
+            optimizer.load_state_dict(state["optimizer"])
         gen.set_state(state["generator"])
         step, first = int(state["step"]), int(state["epoch"]) + 1
         spent = float(state.get("train_time_s", 0.0))
