@@ -4,17 +4,19 @@
 validation line per epoch, measures it on the test split (clean and
 certified accuracy on an ε grid, Lipschitz bounds) and writes a complete
 model folder whose card records all of it and the command to reproduce it.
+
+This module is the loop; the task data is `lipnet.tasks`, the checkpoints
+`lipnet.checkpoints` and the measurements `lipnet.metrics` (their names are
+importable from here too, as before the split).
 """
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import math
 import platform
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,139 +25,28 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm import tqdm
 
-from . import data as D
+from . import data as D  # noqa: F401  (kept: `lipnet.train.D` is patched in tests)
 from . import distributed as dist
 from .attacks.measure import attack_report
-from .certify import (
-    box_rounding,
-    certified_accuracy,
-    lipschitz_estimate,
-    lipschitz_lower_bound,
-    lipschitz_upper_bound,
-    median_gradient_norm,
-    within_bound,
-)
+from .checkpoints import load_checkpoint as _load_checkpoint
+from .checkpoints import save_checkpoint as _save_checkpoint
+from .checkpoints import time_before
 from .io import save
 from .layers import LipSequential
 from .losses import HKRLoss, HKRMarginLoss, HKRMulticlassLoss
+from .metrics import EPS_GRID as EPS_GRID
+from .metrics import SUBSET as SUBSET
+from .metrics import accuracy as accuracy
+from .metrics import evaluate as evaluate
+from .metrics import lipschitz_report as lipschitz_report
+from .metrics import predict as predict
+from .metrics import rounding_report as rounding_report
 from .models import build_model
-from .precision import to_float64
-
-EPS_GRID = (0.0, 0.25, 0.5, 1.0, 1.58, 2.0, 3.0)
-SUBSET = 500  # the card also records the first 500 test images, for quick checks
-MNIST_PROVENANCE = (
-    "MNIST (Yann LeCun and Corinna Cortes), CC BY-SA 3.0. Training: the first 10,000 "
-    "images of the official training set; test: the official 10,000-image test set."
-)
-CELEBA_LICENSE = (
-    "Trained on CelebA (Liu, Luo, Wang, Tang, ICCV 2015), which is licensed for "
-    "NON-COMMERCIAL RESEARCH PURPOSES ONLY: this model inherits that restriction and "
-    "must not be used commercially. No CelebA image is distributed with it."
-)
-
-
-@dataclass
-class TaskData:
-    """Tensors of one task's splits, its classes and where they came from."""
-
-    x_train: Tensor
-    y_train: Tensor
-    x_val: Tensor
-    y_val: Tensor
-    x_test: Tensor
-    y_test: Tensor
-    classes: list[str]
-    balanced: bool
-    provenance: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def input_shape(self) -> tuple[int, ...]:
-        return tuple(self.x_train.shape[1:])
-
-
-def _holdout(
-    x: Tensor, y: Tensor, fraction: float, seed: int
-) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """Deterministic split of a training set into train and validation parts."""
-    gen = torch.Generator().manual_seed(seed)
-    perm = torch.randperm(len(x), generator=gen)
-    n_val = round(len(x) * fraction)
-    val, tr = perm[:n_val], perm[n_val:]
-    return x[tr], y[tr], x[val], y[val]
-
-
-def load_task(
-    config: Mapping[str, Any], data_root: str | Path | None = None
-) -> TaskData:
-    """The data of a config's task: "mnist08", "mnist10" or "celeba"."""
-    task = config["task"]
-    seed = int(config.get("seed", 0))
-    root = D.data_dir(data_root)
-    if task in ("mnist08", "mnist10"):
-        x, y = D.load_mnist(root / "mnist", "train")
-        xt, yt = D.load_mnist(root / "mnist", "test")
-        if task == "mnist08":
-            x, y = D.mnist_binary(x, y, (0, 8))
-            xt, yt = D.mnist_binary(xt, yt, (0, 8))
-            classes = ["0", "8"]
-        else:
-            classes = [str(i) for i in range(10)]
-        frac = float(config.get("val_fraction", 0.1))
-        x, y, xv, yv = _holdout(x, y, frac, seed)
-        return TaskData(
-            x,
-            y,
-            xv,
-            yv,
-            xt,
-            yt,
-            classes,
-            balanced=False,
-            provenance={
-                "dataset": "MNIST",
-                "source": MNIST_PROVENANCE,
-                "license": "CC BY-SA 3.0",
-                "split": f"validation: {frac:.0%} of the training images, drawn with "
-                f"torch.randperm(seed={seed}); test: the official test set",
-                "counts": {"train": len(x), "val": len(xv), "test": len(xt)},
-            },
-        )
-    if task == "celeba":
-        attribute = config.get("attribute", "Mustache")
-        size = int(config.get("image_size", 64))
-        folders = list(config.get("image_folders", D.celeba.DEFAULT_FOLDERS))
-        splits = D.load_celeba(
-            root / "celeba",
-            attribute=attribute,
-            image_size=size,
-            seed=seed,
-            image_folders=folders,
-        )
-        tr, va, te = splits["train"], splits["val"], splits["test"]
-        # CelebA's column is "Mustache" (US spelling); the classes read "moustache".
-        name = attribute.replace("_", " ").lower().replace("mustache", "moustache")
-        return TaskData(
-            tr["images"],
-            tr["labels"],
-            va["images"],
-            va["labels"],
-            te["images"],
-            te["labels"],
-            [f"no {name}", name],
-            balanced=True,
-            provenance={
-                "dataset": "CelebA subset, folders " + ", ".join(folders),
-                "attribute": attribute,
-                "license": CELEBA_LICENSE,
-                "split": D.describe_split(seed),
-                "counts": {
-                    k: {"images": len(s["labels"]), "positives": int(s["labels"].sum())}
-                    for k, s in splits.items()
-                },
-                "test_ids": list(te["ids"]),
-            },
-        )
-    raise ValueError(f"unknown task {task!r}; choose mnist08, mnist10 or celeba")
+from .tasks import CELEBA_LICENSE as CELEBA_LICENSE
+from .tasks import MNIST_PROVENANCE as MNIST_PROVENANCE
+from .tasks import TaskData as TaskData
+from .tasks import load_task as load_task
+from .tasks import on_device
 
 
 def make_loss(loss: Mapping[str, Any], n_classes: int) -> nn.Module:
@@ -227,70 +118,6 @@ def _batches(
     else:
         order = torch.randperm(n, generator=gen)
     return list(order.split(batch_size))
-
-
-def predict(model: nn.Module, x: Tensor, batch_size: int = 1000) -> Tensor:
-    """Model outputs on `x`, in batches, without gradients."""
-    model.eval()
-    with torch.no_grad():
-        return torch.cat([model(b) for b in x.split(batch_size)])
-
-
-def accuracy(outputs: Tensor, labels: Tensor, balanced: bool = False) -> float:
-    """(Balanced) accuracy of outputs: one logit (positive = class 1) or scores."""
-    pred = (
-        (outputs.reshape(-1) > 0).long()
-        if outputs.shape[-1] == 1
-        else outputs.argmax(1)
-    )
-    ok = (pred == labels.long()).float()
-    if not balanced:
-        return float(ok.mean())
-    return float(torch.stack([ok[labels == c].mean() for c in labels.unique()]).mean())
-
-
-def evaluate(
-    model: LipSequential,
-    x: Tensor,
-    y: Tensor,
-    eps_list: Sequence[float] = EPS_GRID,
-    balanced: bool = False,
-) -> dict[str, Any]:
-    """Clean and certified (balanced) accuracy on (x, y); no certificate → None."""
-    out = predict(model, x)
-    metrics: dict[str, Any] = {
-        "n": len(y),
-        "balanced": balanced,
-        "clean_accuracy": accuracy(out, y, balanced),
-    }
-    if model.head == "none":
-        metrics["certified_accuracy"] = None
-        return metrics
-    # Certified as it will be loaded: in float64, with the weights as trained.
-    shipped = to_float64(copy.deepcopy(model)) if _is_float32(model) else model
-    cert = certified_accuracy(
-        shipped, (x, y), [e for e in eps_list if e > 0], balanced=balanced
-    )
-    metrics["certified_accuracy"] = {f"{e:g}": round(v, 4) for e, v in cert.items()}
-    return metrics
-
-
-def _is_float32(model: nn.Module) -> bool:
-    p = next(model.parameters(), None)
-    return p is not None and p.dtype == torch.float32
-
-
-def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
-    """Write a checkpoint atomically (a stop mid-write leaves the previous one)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".part")
-    torch.save(state, tmp)
-    tmp.replace(path)
-
-
-def _load_checkpoint(path: Path) -> dict[str, Any]:
-    """Read a checkpoint written by `fit`, without unpickling code."""
-    return torch.load(path, map_location="cpu", weights_only=True)
 
 
 def fit(
@@ -424,55 +251,6 @@ def fit(
     return history
 
 
-def lipschitz_report(model: LipSequential, x: Tensor) -> dict[str, Any]:
-    """Declared constant beside the rigorous upper bound, an estimate, a lower bound.
-
-    An unconstrained model gets its upper bound alone, to show how large it is.
-    The bound is rounded up and the lower bound down, so the card never
-    states a tighter interval than was measured.
-    """
-    upper = lipschitz_upper_bound(model, model.input_shape)
-    declared = model.lipschitz_constant
-    if model.head == "none":
-        return {
-            "declared": None,
-            "upper_bound": _round_up(upper, 3),
-            "note": "unconstrained: this model carries no certificate",
-        }
-    return {
-        "declared": declared,
-        "upper_bound": _round_up(upper, 6),
-        "estimate": round(lipschitz_estimate(model, model.input_shape), 6),
-        "lower_bound": math.floor(lipschitz_lower_bound(model, x[:64], steps=10) * 1e6)
-        / 1e6,
-        "median_gradient_norm": round(median_gradient_norm(model, x[:256]), 4),
-        "sound": within_bound(upper, declared),
-        **rounding_report(model),
-        "method": "upper: product of exact per-layer norms at the real input size "
-        "(dense: top eigenvalue of the Gram matrix; conv: FFT norm on the torus that "
-        "embeds it; float64), rounded up; estimate: power iteration (tol 1e-7), "
-        "from below; lower: largest input-gradient norm found on 64 test images; "
-        "median gradient norm: on 256 test images (1 = gradient-norm preserving); "
-        "rounding bound: the most floating-point rounding can change a score "
-        "anywhere in the pixel box, in float64 as loaded (taken off every radius) "
-        "and in float32 for comparison, rounded up",
-    }
-
-
-def rounding_report(model: LipSequential) -> dict[str, float]:
-    """The card's rounding bounds: float64 as loaded, and float32 for comparison."""
-    shipped = to_float64(copy.deepcopy(model)) if _is_float32(model) else model
-    box = box_rounding(shipped)
-    return {
-        "rounding_bound": float(f"{box['score_error'] * (1 + 1e-3):.3g}"),
-        "rounding_bound_float32": float(f"{box['score_error_float32'] * 1.001:.3g}"),
-    }
-
-
-def _round_up(value: float, digits: int) -> float:
-    return math.ceil(value * 10**digits) / 10**digits
-
-
 def train(
     config: Mapping[str, Any],
     out: str | Path | None = None,
@@ -499,14 +277,14 @@ def train(
     model = build_model(config["arch"], data.input_shape, data.classes)
     if device is not None:
         model.to(device)
-        data = _on(data, device)
-    before = _time_before(checkpoint, resume)
+        data = on_device(data, device)
+    before = time_before(checkpoint, resume)
     start = time.perf_counter()
     history = fit(model, data, config, progress, checkpoint, resume)
     train_time = time.perf_counter() - start + before
     if device is not None:
         model.cpu()
-        data = _on(data, "cpu")
+        data = on_device(data, "cpu")
         dist.drop_caches(model)  # no eval cache of the old device stays
     if not dist.is_main():
         return model, {}
@@ -540,22 +318,6 @@ def train(
     if out is not None:
         save(model, out, card=card, name=config.get("name"))
     return model, card
-
-
-def _time_before(checkpoint: str | Path | None, resume: bool) -> float:
-    """Training seconds spent before a resume (0 for a fresh run)."""
-    if not resume or checkpoint is None or not Path(checkpoint).is_file():
-        return 0.0
-    return float(_load_checkpoint(Path(checkpoint)).get("train_time_s", 0.0))
-
-
-def _on(data: TaskData, device: str | torch.device) -> TaskData:
-    """The same task data with its tensors on `device`."""
-    moved = {
-        k: getattr(data, k).to(device)
-        for k in ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test")
-    }
-    return replace(data, **moved)
 
 
 def _ids_digest(ids: Sequence[str]) -> str:
