@@ -3,7 +3,9 @@
 Everything here is plain numpy / torch / Pillow so that training scripts, tests
 and the dashboard share one loader. The submodules each have one job:
 :mod:`~lipnet.data.paths` (data and cache directories), :mod:`~lipnet.data.mnist`,
-:mod:`~lipnet.data.celeba` and :mod:`~lipnet.data.images` (user uploads).
+:mod:`~lipnet.data.celeba` and :mod:`~lipnet.data.images` (user uploads, with
+:mod:`~lipnet.data.image_guards`, :mod:`~lipnet.data.image_prep` and
+:mod:`~lipnet.data.sample_images`).
 """
 
 from __future__ import annotations
