@@ -1,34 +1,9 @@
-"""Out-of-distribution hint: is an input unlike the data a model was trained on?
+"""The detector's calibration: fitted on a model's images, kept in its card.
 
-A certificate holds for any input, including a grey square or noise, where
-the class it certifies means nothing. This module scores how unusual an
-input is, so the explorer can say so beside the certificate.
-
-The score looks at an input in two views, and in each one measures the
-distance to the nearest class mean (a diagonal Mahalanobis distance: each
-coordinate divided by its within-class standard deviation on the training
-images):
-
-* ``features``: the model's penultimate representation, i.e. the output of
-  every layer before its last dense layer (what the classifier's last,
-  linear step sees). It catches inputs the model itself represents unlike
-  its training data, such as faces shown to a digit model.
-* ``pixels``: four numbers about the image itself (`pixel_stats`): mean
-  brightness, log contrast, log edge strength and the share of mid-tone
-  pixels. The features alone miss flat and noisy images: a network trained
-  to tell 0 from 8 maps a uniform grey image close to its class means (a
-  blurred average digit is grey), but no digit or face has zero contrast,
-  nor the edges of pixel noise.
-
-Each view's distance is divided by its own ``quantile`` (e.g. 99 %) on the
-test set, so 1 means "as far as the 1 % most unusual test images" in that
-view, and the score is the larger of the two. The threshold is the same
-quantile of the scores of the test images: about 1 − quantile of real test
-images are flagged. The calibration (`calibrate`) is a small JSON entry
-kept in the model card under "ood"; `check`, `ood_score` and `is_unusual`
-read it and return None when a model has none or a malformed one (uploaded
-model folders are untrusted). No image or mean image is stored, only
-per-class means of features and of the four pixel statistics.
+`calibrate` fits the class means, variances, scales and threshold and
+returns the card's "ood" entry (JSON data); `parse_calibration` validates an
+entry read from an untrusted model folder, key by key, and `read_calibration`
+/ `calibration_problem` apply it to a model.
 """
 
 from __future__ import annotations
@@ -41,23 +16,16 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from .layers import eval_mode
+from .views import PIXEL_STATS, distance, feature_layer, features, pixel_stats
 
 METHOD = "nearest-class-mean-diag-mahalanobis:features+pixels"
 VERSION = 1
-MESSAGE = (
-    "This input is unlike the training data; the certificate still holds, "
-    "the class may be meaningless."
-)
-PIXEL_STATS = ("mean", "log_std", "log_edge", "midtone_share")
-EPS = 0.01  # offset inside the logs: a flat image has log contrast log(0.01)
 VARIANCE_FLOOR = 1e-3  # added variance, relative to the view's mean variance
 SIGNIFICANT_DIGITS = 6  # floats are stored rounded: a smaller card, same scores
 MAX_CLASSES = 1000
 MAX_FEATURES = 16_384
 MAX_FLOATS = 200_000
 MAX_ABS = 1e9
-BATCH = 256
 _KEYS = {
     "method",
     "version",
@@ -72,74 +40,6 @@ _KEYS = {
 }
 _REQUIRED = _KEYS - {"n_train", "n_test", "flagged_test_share"}
 _VIEW_KEYS = {"class_means", "variance", "scale"}
-
-
-def feature_layer(model: nn.Sequential) -> int:
-    """How many leading layers form the feature map: all before the last dense one.
-
-    A dense layer is one with ``out_features`` (Linear, SpectralLinear,
-    FrobeniusLinear, AOLLinear); a model without one uses all but its last layer.
-    """
-    layers = list(model)
-    dense = [i for i, m in enumerate(layers) if hasattr(m, "out_features")]
-    return dense[-1] if dense else len(layers) - 1
-
-
-def _device(model: nn.Module) -> torch.device:
-    p = next(model.parameters(), None)
-    return p.device if p is not None else torch.device("cpu")
-
-
-def features(model: nn.Sequential, x: Tensor, batch_size: int = BATCH) -> Tensor:
-    """The penultimate representation of a batch: (N, D) float64 on the CPU.
-
-    The output of the first `feature_layer(model)` layers (everything before
-    the last dense layer), flattened, in eval mode and without gradients.
-    """
-    k = feature_layer(model)
-    layers = list(model)[:k]
-    device = _device(model)
-    p = next(model.parameters(), None)
-    dtype = p.dtype if p is not None else torch.float32  # float64 for certified models
-    out = []
-    with eval_mode(model), torch.no_grad():
-        for i in range(0, len(x), batch_size):
-            h = x[i : i + batch_size].to(device, dtype)
-            for layer in layers:
-                h = layer(h)
-            out.append(h.flatten(1).to("cpu", torch.float64))
-    if not out:
-        return torch.zeros(0, 0, dtype=torch.float64)
-    return torch.cat(out)
-
-
-def pixel_stats(x: Tensor) -> Tensor:
-    """Four numbers per image (N, C, H, W) → (N, 4) float64, see `PIXEL_STATS`.
-
-    Mean brightness; log(0.01 + standard deviation of the pixels); log(0.01 +
-    mean absolute difference between neighbouring pixels, across and down);
-    share of pixels strictly between 0.1 and 0.9 (mid-tones: MNIST digits
-    have few, faces many, a uniform grey image only).
-    """
-    x = x.detach().to("cpu", torch.float64)
-    flat = x.flatten(1)
-    dx = (x[..., :, 1:] - x[..., :, :-1]).abs().flatten(1).mean(1)
-    dy = (x[..., 1:, :] - x[..., :-1, :]).abs().flatten(1).mean(1)
-    return torch.stack(
-        [
-            flat.mean(1),
-            (flat.std(1, correction=0) + EPS).log(),
-            ((dx + dy) / 2 + EPS).log(),
-            ((flat > 0.1) & (flat < 0.9)).double().mean(1),
-        ],
-        1,
-    )
-
-
-def _distance(f: Tensor, means: Tensor, variance: Tensor) -> Tensor:
-    """Diagonal Mahalanobis distance of each row of `f` to its nearest class mean."""
-    d = torch.stack([((f - m) ** 2 / variance).sum(1) for m in means], 1)
-    return d.min(1).values.sqrt()
 
 
 def _round(v: float) -> float:
@@ -179,6 +79,22 @@ def calibrate(
     scores. Labels are class indices 0..C-1 (C = the model's number of
     classes). Returns JSON data: floats rounded to 6 significant digits, the
     scores of `flagged_test_share` computed with the rounded values.
+
+    Args:
+        model: a sequential network with weights before its last dense layer.
+        x_train: training images (the class means and variances).
+        y_train: their class indices.
+        x_test: test images (the scales and the threshold).
+        quantile: the share of test images below the threshold.
+        n_train: how many training images to draw, or None for all.
+        seed: the draw's seed.
+
+    Returns:
+        The "ood" entry.
+
+    Raises:
+        ValueError: a bad quantile, no weights before the last dense layer,
+            labels that do not fit, a class without images, or a zero scale.
     """
     if not 0 < quantile < 1:
         raise ValueError(f"quantile must be in (0, 1), got {quantile}")
@@ -204,23 +120,23 @@ def calibrate(
     if missing:
         raise ValueError(f"no training image of class(es) {missing}")
     views: dict[str, dict[str, Any]] = {}
-    test_distances = []
+    testdistances = []
     for name, fn in (
         ("features", lambda x: features(model, x)),
         ("pixels", pixel_stats),
     ):
         means, variance = _fit_view(fn(x_train), y_train, n_classes)
-        dist = _distance(fn(x_test), means, variance)
+        dist = distance(fn(x_test), means, variance)
         scale = _quantile(dist, quantile)
         if not scale > 0:
             raise ValueError(f"the test images all sit on a class mean ({name})")
-        test_distances.append(dist / scale)
+        testdistances.append(dist / scale)
         views[name] = {
             "class_means": means.tolist(),
             "variance": variance.tolist(),
             "scale": scale,
         }
-    scores = torch.stack(test_distances).max(0).values
+    scores = torch.stack(testdistances).max(0).values
     threshold = _quantile(scores, quantile)
     return {
         "method": METHOD,
@@ -248,22 +164,6 @@ class Calibration:
     pixel_scale: float
     threshold: float
     quantile: float
-
-
-@dataclass(frozen=True)
-class OODResult:
-    """Per input: `score` (> `threshold` means `unusual`) and its two parts.
-
-    `feature_score` and `pixel_score` are each view's distance over its
-    scale; `score` is the larger. Score NaN (e.g. a NaN input) counts as unusual.
-    """
-
-    score: Tensor
-    unusual: Tensor
-    threshold: float
-    feature_score: Tensor
-    pixel_score: Tensor
-    message: str = MESSAGE
 
 
 def _number(v: Any) -> bool:
@@ -324,6 +224,15 @@ def parse_calibration(
     scales, at most MAX_FLOATS numbers per view, one row per class); the
     optional arguments are what the model requires of the layer, the number
     of classes and the feature size.
+
+    Args:
+        entry: the card's "ood" value (untrusted JSON data).
+        layer: the feature layer the model requires, or None.
+        n_classes: the model's number of classes, or None.
+        feature_size: the model's feature size, or None.
+
+    Returns:
+        The calibration, or a one-line reason it is malformed.
     """
     if not isinstance(entry, dict):
         return "ood must be an object"
@@ -379,6 +288,13 @@ def calibration_problem(entry: Any, model: nn.Sequential) -> str | None:
 
     For a loader: runs the feature layers once on a zero image to learn
     the feature size.
+
+    Args:
+        entry: the card's "ood" value.
+        model: the model it belongs to.
+
+    Returns:
+        The reason, or None for a valid entry.
     """
     layer, n_classes = _expected(model)
     shape = getattr(model, "input_shape", None)
@@ -393,6 +309,12 @@ def read_calibration(model: nn.Sequential) -> Calibration | None:
     """The model's validated calibration (`model.spec["card"]["ood"]`), or None.
 
     The feature size is checked when scoring (`check`).
+
+    Args:
+        model: a loaded model (its `spec`).
+
+    Returns:
+        The calibration, or None when the card has none or a malformed one.
     """
     entry = _entry(model)
     if entry is None:
@@ -400,55 +322,3 @@ def read_calibration(model: nn.Sequential) -> Calibration | None:
     layer, n_classes = _expected(model)
     result = parse_calibration(entry, layer, n_classes)
     return None if isinstance(result, str) else result
-
-
-def check(model: nn.Sequential, x: Tensor) -> OODResult | None:
-    """Score a batch (N, C, H, W) or one image (C, H, W) against the model's card.
-
-    None when the model carries no valid calibration, or one whose feature
-    size does not match the model.
-    """
-    cal = read_calibration(model)
-    if cal is None:
-        return None
-    if x.dim() == 3:
-        x = x.unsqueeze(0)
-    f = features(model, x)
-    if f.shape[1] != cal.feature_means.shape[1]:
-        return None
-    fs = _distance(f, cal.feature_means, cal.feature_variance) / cal.feature_scale
-    px = _distance(pixel_stats(x), cal.pixel_means, cal.pixel_variance)
-    ps = px / cal.pixel_scale
-    score = torch.maximum(fs, ps)  # NaN if either is NaN
-    return OODResult(
-        score=score,
-        unusual=~(score <= cal.threshold),
-        threshold=cal.threshold,
-        feature_score=fs,
-        pixel_score=ps,
-    )
-
-
-def ood_score(model: nn.Sequential, x: Tensor) -> Tensor | None:
-    """Score per input (unusual above the threshold); None without calibration."""
-    result = check(model, x)
-    return None if result is None else result.score
-
-
-def is_unusual(model: nn.Sequential, x: Tensor) -> Tensor | None:
-    """Bool per input: unlike the training data? None without a valid calibration."""
-    result = check(model, x)
-    return None if result is None else result.unusual
-
-
-def summary(entry: Mapping[str, Any]) -> dict[str, Any]:
-    """The few numbers of an "ood" entry worth showing on a model card."""
-    keys = (
-        "method",
-        "quantile",
-        "threshold",
-        "flagged_test_share",
-        "n_train",
-        "n_test",
-    )
-    return {k: entry[k] for k in keys if k in entry}
