@@ -5,15 +5,17 @@ and their arguments), so loading builds the model from code we ship and
 reads only tensors from the weights file: nothing is ever unpickled. Every
 way a folder can be wrong (missing, truncated, tampered, mismatched, foreign
 or oversized) raises ModelFileError naming the problem.
+
+This module reads and writes the folders; the spec's checks are
+`lipnet.spec_check`, building and verifying the model `lipnet.model_build`
+(their names are importable from here too).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
-import re
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -26,20 +28,19 @@ from safetensors.torch import save as save_safetensors
 from torch import nn
 
 from . import layers as L
-from .budget import MAX_OUTPUTS, check_budget
-from .card import check_card, for_upload, render_card
-from .certify import (
-    UNSOUND_TOLERANCE,
-    box_rounding,
-    certificate_context,
-    check_measured,
-    within_bound,
-)
+from .card import for_upload, render_card
 from .errors import ModelFileError
 from .layers import eval_mode
+from .model_build import MAX_BUILD_SECONDS as MAX_BUILD_SECONDS
+from .model_build import MAX_ROUNDING_RADIUS as MAX_ROUNDING_RADIUS
+from .model_build import build, check_state, check_time, verify
 from .ood import calibration_problem
 from .precision import to_float64
-from .registry import REGISTRY, check_layer, layer_spec
+from .registry import REGISTRY, layer_spec
+from .spec_check import FORMAT, FORMAT_VERSION, NAME_RULE, parse_spec, valid_name
+from .spec_check import MAX_CLASS_NAME as MAX_CLASS_NAME
+from .spec_check import MAX_LAYERS as MAX_LAYERS
+from .spec_check import NAME_PATTERN as NAME_PATTERN
 
 __all__ = [
     "REGISTRY",
@@ -55,26 +56,11 @@ __all__ = [
     "zip_folder",
 ]
 
-FORMAT = "lipnet.model"
-FORMAT_VERSION = 1
 SPEC_FILE = "spec.json"
 WEIGHTS_FILE = "weights.safetensors"
 CARD_FILE = "CARD.md"
 MAX_SPEC_BYTES = 1_000_000
 MAX_WEIGHTS_BYTES = 200_000_000
-MAX_LAYERS = 256
-MAX_CLASS_NAME = 64
-MAX_BUILD_SECONDS = 60.0
-"""CPU seconds of the loading thread to build, fill and measure a model.
-
-A backstop behind the budget's work limits (shipped models take under 2 s).
-CPU time, not wall time, so a busy server never refuses a sound model.
-"""
-MAX_ROUNDING_RADIUS = 1e-4
-"""The most of a certified radius that rounding may take anywhere in the box."""
-NAME_PATTERN = re.compile(r"[A-Za-z0-9._-]{1,64}")
-"""A model's name: never a path (no separators), so it can name a download."""
-NAME_RULE = "1 to 64 characters from A-Z, a-z, 0-9, '.', '_' and '-', not only dots"
 
 
 def model_spec(model: L.LipSequential) -> dict[str, Any]:
@@ -128,7 +114,7 @@ def save(
     """
     folder = Path(path)
     name = name or folder.name
-    if not _valid_name(name):
+    if not valid_name(name):
         raise ValueError(f"invalid model name {name!r}: {NAME_RULE}")
     folder.mkdir(parents=True, exist_ok=True)
     spec = model_spec(model)
@@ -217,7 +203,7 @@ def from_bytes(spec_bytes: bytes, weights_bytes: bytes) -> L.LipSequential:
         raise ModelFileError(
             f"weights.safetensors is not a valid safetensors file: {e}"
         ) from None
-    _check_state(model, state)
+    check_state(model, state)
     model.load_state_dict(state, strict=True)
     model.eval()
     if spec["task"] == "multilabel":
@@ -227,8 +213,8 @@ def from_bytes(spec_bytes: bytes, weights_bytes: bytes) -> L.LipSequential:
     with torch.no_grad():  # builds the eval-mode weight caches once, up front
         model(torch.zeros(1, *spec["input_shape"]))
     model.spec = spec
-    model.lipschitz_check = _verify(model)
-    _check_time(started, "load")
+    model.lipschitz_check = verify(model)
+    check_time(started, "load")
     return model
 
 
@@ -245,263 +231,6 @@ def load_upload(spec_bytes: bytes, weights_bytes: bytes) -> L.LipSequential:
         del card["ood"]  # a malformed calibration only loses the hint
     model.spec["card"] = card
     return model
-
-
-def _verify(model: L.LipSequential) -> dict[str, Any]:
-    """Measure a certified model's Lipschitz constant and rounding; refuse a liar.
-
-    A model of plain layers that declares a measured constant is certified
-    here (`lipnet.certify.check_measured`), or refused. Then the pixel box is
-    probed (`lipnet.certify.box_rounding`): a model with a non-finite output
-    there, or whose rounding error could cost more than MAX_ROUNDING_RADIUS of
-    a radius, is refused.
-    """
-    if model.head == "none":
-        return {"declared": None, "sound": False}
-    try:
-        if model.measured_lipschitz is not None:
-            check_measured(model, UNSOUND_TOLERANCE)
-        declared = model.lipschitz_constant
-        context = certificate_context(model)
-        rounding = box_rounding(model)
-    except (RuntimeError, ValueError, TypeError) as e:
-        raise ModelFileError(
-            f"the Lipschitz bound cannot be measured or is too large: {e}"
-        ) from None
-    upper = context.upper
-    if not within_bound(upper, declared):
-        raise ModelFileError(
-            f"the model declares a Lipschitz constant of {declared:g}, but its "
-            f"layers measure up to {upper:.6g}: its certificates would be wrong"
-        )
-    _check_rounding(rounding, context.divisor)
-    return {
-        "declared": declared,
-        "upper_bound": upper,
-        "lipschitz": context.lipschitz,
-        "rounding_bound": rounding["score_error"],
-        "sound": True,
-    }
-
-
-def _check_rounding(rounding: Mapping[str, float], divisor: float) -> None:
-    """Refuse a model whose outputs overflow or whose rounding drowns its radii."""
-    if not rounding["finite"]:
-        raise ModelFileError(
-            "the model's outputs are not finite on some inputs in the pixel box "
-            "(an overflow or NaN): it has no certificate to give"
-        )
-    lost = rounding["score_error"] / divisor
-    if not lost <= MAX_ROUNDING_RADIUS:
-        raise ModelFileError(
-            "floating-point rounding could change this model's scores by up to "
-            f"{rounding['score_error']:.3g} inside the pixel box, i.e. "
-            f"{lost:.3g} of every certified radius (over the {MAX_ROUNDING_RADIUS:g}"
-            " limit): its certificates would be dominated by rounding error "
-            "(cancelling large biases or huge gains do this)"
-        )
-
-
-def _check_time(started: float, what: str) -> None:
-    elapsed = time.thread_time() - started
-    if elapsed > MAX_BUILD_SECONDS:
-        raise ModelFileError(
-            f"the model took {elapsed:.0f} CPU seconds to {what}, over the "
-            f"MAX_BUILD_SECONDS limit of {MAX_BUILD_SECONDS:g}"
-        )
-
-
-def _valid_name(name: Any) -> bool:
-    return (
-        isinstance(name, str)
-        and NAME_PATTERN.fullmatch(name) is not None
-        and set(name) != {"."}
-    )
-
-
-def _valid_class_name(c: Any) -> bool:
-    return isinstance(c, str) and 1 <= len(c) <= MAX_CLASS_NAME and c.isprintable()
-
-
-def parse_spec(spec_bytes: bytes) -> dict[str, Any]:
-    """Decode and validate a spec.json (structure, types, sizes), without building.
-
-    Every field a page or the builder reads is checked here, so a bad file
-    fails with a ModelFileError naming the field instead of a crash later.
-    """
-    try:
-        spec = json.loads(spec_bytes.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError) as e:
-        # ValueError covers JSONDecodeError and integers of over 4,300 digits.
-        reason = "it is nested too deeply" if isinstance(e, RecursionError) else e
-        raise ModelFileError(f"spec.json is not valid JSON: {reason}") from None
-    if not isinstance(spec, dict) or spec.get("format") != FORMAT:
-        raise ModelFileError(
-            f"spec.json is not a lipnet model spec (expected format {FORMAT!r})"
-        )
-    if spec.get("format_version") != FORMAT_VERSION:
-        raise ModelFileError(
-            f"unsupported spec format_version {spec.get('format_version')!r}"
-        )
-    if not _valid_name(spec.get("name")):
-        raise ModelFileError(f"spec.json: 'name' must be {NAME_RULE}")
-    shape = spec.get("input_shape")
-    if not (
-        isinstance(shape, list)
-        and len(shape) == 3
-        and all(isinstance(v, int) and not isinstance(v, bool) for v in shape)
-        and shape[0] in (1, 3)
-        and all(2 <= v <= 256 for v in shape[1:])
-    ):
-        raise ModelFileError(
-            f"invalid input_shape {shape!r}: expected [1 or 3, H, W], H and W "
-            "from 2 to 256"
-        )
-    layers = spec.get("layers")
-    if not isinstance(layers, list) or not 1 <= len(layers) <= MAX_LAYERS:
-        raise ModelFileError("spec.json needs a list of 1 to 256 layers")
-    for i, entry in enumerate(layers):
-        check_layer(i, entry)
-    weights = spec.get("weights")
-    if not isinstance(weights, dict) or not isinstance(weights.get("sha256"), str):
-        raise ModelFileError("spec.json has no 'weights' entry with a sha256")
-    _check_classes(spec)
-    lip = spec.get("lipschitz_constant")
-    if lip is not None and not (
-        isinstance(lip, int | float)
-        and not isinstance(lip, bool)
-        and 1e-6 <= lip <= 1e6
-    ):
-        raise ModelFileError(
-            "'lipschitz_constant' must be null or a number from 1e-6 to 1e6, "
-            f"got {lip!r}"
-        )
-    if spec.get("lipschitz_source", "derived") not in ("derived", "measured"):
-        raise ModelFileError("'lipschitz_source' must be 'derived' or 'measured'")
-    certified = spec["head"] != "none"
-    if spec.get("certified", certified) != certified:
-        raise ModelFileError("'certified' does not match the head")
-    if spec.get("normalization") is not None:
-        raise ModelFileError("'normalization' must be null: normalize inside the model")
-    spec["card"] = check_card(spec.get("card"))
-    return spec
-
-
-def _check_classes(spec: dict[str, Any]) -> None:
-    """Head, task and class names: what a certificate and every page read."""
-    if spec.get("head") not in (*L.HEAD_FACTORS, "none"):
-        raise ModelFileError(f"unknown head type {spec.get('head')!r}")
-    classes = spec.get("classes")
-    if not (
-        isinstance(classes, list)
-        and 2 <= len(classes) <= MAX_OUTPUTS
-        and all(_valid_class_name(c) for c in classes)
-        and len(set(classes)) == len(classes)
-    ):
-        raise ModelFileError(
-            "'classes' must list 2 to 1,000 distinct names of 1 to 64 printable "
-            "characters"
-        )
-    if spec["head"] == "binary" and len(classes) != 2:
-        raise ModelFileError("head 'binary' needs exactly 2 classes")
-    if spec.get("task") == "multilabel":  # one output per attribute (classes)
-        if spec["head"] not in ("disjoint", "none"):
-            raise ModelFileError("a multilabel model's head must be 'disjoint'")
-        return
-    binary = spec["head"] == "binary" or (spec["head"] == "none" and len(classes) == 2)
-    if spec.get("task") != ("binary" if binary else "multiclass"):
-        raise ModelFileError(
-            f"'task' must be {'binary' if binary else 'multiclass'} for head "
-            f"{spec['head']!r} with {len(classes)} classes"
-        )
-    if binary and spec.get("positive_class", classes[1]) != classes[1]:
-        raise ModelFileError("'positive_class' must be the second class")
-
-
-def _check_outputs(spec: Mapping[str, Any], outputs: int) -> None:
-    """The last layer's outputs must match the head and the class list."""
-    n_classes = len(spec["classes"])
-    expected = 1 if spec["task"] == "binary" else n_classes  # multilabel: A outputs
-    if outputs != expected:
-        raise ModelFileError(
-            f"the model outputs {outputs} score(s), but its {spec['task']} task "
-            f"with {n_classes} classes needs {expected}"
-        )
-
-
-def build(spec: Mapping[str, Any]) -> L.LipSequential:
-    """Instantiate the architecture a validated spec describes (random weights).
-
-    The spec's costs are checked first (`lipnet.budget.check_budget`: shapes,
-    activations, parameters, FFT sizes, work), so nothing large is allocated
-    for a spec that asks too much. The Lipschitz constant is derived from the
-    layers (`LipSequential.lipschitz_constant`) and must equal the declared one.
-    """
-    started = time.thread_time()
-    budget = check_budget(spec)
-    _check_outputs(spec, budget.outputs)
-    modules = []
-    for i, entry in enumerate(spec["layers"]):
-        try:
-            modules.append(REGISTRY[entry["type"]][0](**entry.get("args", {})))
-        except (TypeError, ValueError, RuntimeError, MemoryError) as e:
-            raise ModelFileError(
-                f"layer {i} ({entry['type']}) cannot be built: {e}"
-            ) from None
-    measured = spec.get("lipschitz_source") == "measured"
-    declared = spec.get("lipschitz_constant")
-    try:
-        model = L.LipSequential(
-            *modules,
-            input_shape=spec["input_shape"],
-            classes=spec["classes"],
-            head=spec["head"],
-            measured_lipschitz=declared if measured else None,
-        )
-    except ValueError as e:
-        raise ModelFileError(f"inconsistent spec: {e}") from None
-    if measured:  # certified by measurement once the weights are in (`_verify`)
-        _check_time(started, "build")
-        return model
-    actual = model.lipschitz_constant
-    if (declared is None) != (actual is None) or (
-        actual is not None and not math.isclose(declared, actual, rel_tol=1e-9)
-    ):
-        raise ModelFileError(
-            f"spec.json declares a Lipschitz constant of {declared}, but its layers "
-            f"give {actual}"
-        )
-    try:
-        with torch.no_grad():
-            model.eval()(torch.zeros(1, *spec["input_shape"]))
-    except (RuntimeError, ValueError) as e:
-        raise ModelFileError(
-            f"the layers do not fit together for input {spec['input_shape']}: {e}"
-        ) from None
-    _check_time(started, "build")
-    return model
-
-
-def _check_state(model: nn.Module, state: Mapping[str, torch.Tensor]) -> None:
-    """Weights must match the architecture exactly and hold finite float32 values."""
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(state))
-    extra = sorted(set(state) - set(expected))
-    if missing or extra:
-        raise ModelFileError(
-            "weights.safetensors does not match the architecture in spec.json "
-            f"(missing {missing[:5]}, unexpected {extra[:5]})"
-        )
-    for key, tensor in state.items():
-        if tensor.shape != expected[key].shape:
-            raise ModelFileError(
-                f"weight {key} has shape {tuple(tensor.shape)}, the architecture "
-                f"expects {tuple(expected[key].shape)}"
-            )
-        if tensor.dtype != torch.float32:
-            raise ModelFileError(f"weight {key} has dtype {tensor.dtype}, not float32")
-        if not torch.isfinite(tensor).all():
-            raise ModelFileError(f"weight {key} contains NaN or infinite values")
 
 
 def zip_folder(folder: str | os.PathLike) -> bytes:
