@@ -1,0 +1,79 @@
+"""Commands that measure into a model's card: `bounds` and the `ood` hint."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+
+def add_commands(sub: Any) -> None:
+    """Add `bounds` and `ood` to the command line.
+
+    Args:
+        sub: the sub-parsers of `python -m lipnet` (`add_subparsers()`).
+    """
+    b = sub.add_parser(
+        "bounds", help="re-measure the Lipschitz bounds into a model's card"
+    )
+    b.add_argument(
+        "model", help="model folder (its spec.json and CARD.md are rewritten)"
+    )
+    b.add_argument("--data", help="data directory (default: $LIPNET_DATA)")
+    b.set_defaults(run=_bounds)
+    o = sub.add_parser(
+        "ood", help="calibrate the out-of-distribution hint into a model's card"
+    )
+    o.add_argument(
+        "model", help="model folder (its spec.json and CARD.md are rewritten)"
+    )
+    o.add_argument("--data", help="data directory (default: $LIPNET_DATA)")
+    o.add_argument(
+        "--n-train", type=int, default=5000, help="training images for the class means"
+    )
+    o.add_argument(
+        "--quantile", type=float, default=0.99, help="share of test images not flagged"
+    )
+    o.set_defaults(run=_ood)
+
+
+def _ood(args: argparse.Namespace) -> int:
+    from ..io import load, update_card
+    from ..ood import calibrate, calibration_problem, summary
+    from ..train import load_task
+
+    model = load(args.model)
+    config = model.spec.get("card", {}).get("training", {}).get("config")
+    if not config:
+        print(f"{args.model} has no training config in its card", file=sys.stderr)
+        return 1
+    data = load_task(config, args.data)
+    entry = calibrate(
+        model,
+        data.x_train,
+        data.y_train,
+        data.x_test,
+        quantile=args.quantile,
+        n_train=args.n_train,
+    )
+    reloaded = update_card(args.model, ood=entry)
+    problem = calibration_problem(reloaded.spec["card"].get("ood"), reloaded)
+    if problem:
+        print(f"the written calibration does not load: {problem}", file=sys.stderr)
+        return 1
+    print(json.dumps(summary(entry), indent=2))
+    return 0
+
+
+def _bounds(args: argparse.Namespace) -> int:
+    from ..io import load, update_card
+    from ..train import lipschitz_report
+    from ..zoo import test_images
+
+    model = load(args.model)
+    x, _ = test_images(model.spec, 64, args.data)
+    report = lipschitz_report(model, x)
+    update_card(args.model, lipschitz=report)
+    print(json.dumps(report, indent=2))
+    return 0
