@@ -42,6 +42,8 @@ import torch
 from torch import Tensor, nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import attribute_counterfactuals
+
 import lipnet
 from lipnet import data as D
 from lipnet.attacks.equivariance import TRANSFORMS, follow_the_face
@@ -297,6 +299,44 @@ def follow_report(
     }
 
 
+def run_attributes(args: argparse.Namespace, command: str) -> dict[str, Any]:
+    """celeba-hkr's judged attributes (`attribute_counterfactuals`), printed."""
+    out = attribute_counterfactuals.run(
+        args.models_dir, args.n, args.overshoot, args.seed, follow_report
+    )
+    for attribute, r in out.items():
+        q = r["quality"]
+        print(
+            f"\n## celeba-hkr: {attribute} (judge balanced accuracy "
+            f"{r['judge']['test_balanced_accuracy']:.4f}, {r['time_s']} s)"
+        )
+        print(table(attribute, r["model"], r["twin"], q))
+        print(
+            f"\ntemplate gap: {q['template_gap']:+.3f}; tightness (median found / r)"
+            f" {q['tightness']['median_ratio_rd']:.3f}"
+        )
+        print(
+            "follow the face: "
+            + ", ".join(
+                f"{t} {v['cosine']:.3f} / {v['validity']:.3f}"
+                for t, v in q["follow_the_face"].items()
+            )
+        )
+        if "previous" in q:
+            prev = q["previous"]
+            print(
+                f"{prev['model']} on the same faces: validity {prev['validity']:.3f},"
+                f" template {prev['template_validity']:.3f}"
+            )
+    if args.update_cards:
+        section = attribute_counterfactuals.card_section(out, command)
+        update_card(
+            args.models_dir / attribute_counterfactuals.MODEL, attribute_quality=section
+        )
+        print(f"updated the card of {attribute_counterfactuals.MODEL}")
+    return out
+
+
 QUALITY_KEYS = (
     "validity",
     "noise_validity",
@@ -332,7 +372,14 @@ def card_sections(result: dict[str, Any], command: str) -> dict[str, dict[str, A
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--models", nargs="+", choices=list(PAIRS), default=list(PAIRS))
+    p.add_argument(
+        "--models",
+        nargs="+",
+        choices=[*PAIRS, "celeba"],
+        default=[*PAIRS, "celeba"],
+        help="celeba: Mustache, Eyeglasses and Smiling of celeba-hkr, with the "
+        "strong judge of bench/face_judge.py",
+    )
     p.add_argument("--n", type=int, default=200, help="inputs per task (at most)")
     p.add_argument("--judge-epochs", type=int, default=4)
     p.add_argument("--data", default=None, help="data folder (default LIPNET_DATA)")
@@ -367,14 +414,14 @@ def main() -> None:
         "high_frequency_cutoff": "0.25 of Nyquist",
         "torch": torch.__version__,
     }
-    for task in args.models:
+    command = "python bench/bench_counterfactuals.py " + " ".join(sys.argv[1:])
+    if "celeba" in args.models:
+        results["celeba"] = run_attributes(args, command)
+    for task in [m for m in args.models if m != "celeba"]:
         out = run_task(task, args, root)
         if out is not None:
             results[task] = {**out, "settings": settings}
             if args.update_cards:
-                command = "python bench/bench_counterfactuals.py " + " ".join(
-                    sys.argv[1:]
-                )
                 for name, section in card_sections(out, command).items():
                     update_card(args.models_dir / name, counterfactual_quality=section)
                     print(f"updated the card of {name}")

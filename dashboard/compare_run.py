@@ -17,6 +17,7 @@ from streamlit.runtime.scriptrunner import get_script_run_ctx
 from dashboard import state
 from dashboard.work_queue import HEAVY
 from lipnet import compare, zoo
+from lipnet.attributes import MULTILABEL
 from lipnet.report import Row, iter_report
 
 BATCH = 5
@@ -25,16 +26,30 @@ BATCH = 5
 
 def _spec(key: str) -> dict:
     """A model's spec: a shipped one read from its folder (no weights loaded)."""
-    if key.startswith("upload:"):
+    if key.startswith("upload:") or state.ATTRIBUTE_MARK in key:
         return state.model_by_key(key).spec
     return zoo.read_spec(zoo.list_models()[key])
 
 
 def candidates(key: str) -> list[str]:
-    """Model keys (shipped and this session's uploads) with the task of model `key`."""
+    """Model keys (shipped and this session's uploads) with the task of model `key`.
+
+    A multi-attribute model takes part with the attribute of `key`, if it
+    has it: `celeba-hkr@Mustache` beside `moustache-hkr`.
+    """
     spec = _spec(key)
-    keys = list(zoo.list_models()) + list(st.session_state.get("uploaded_models", {}))
-    return [k for k in keys if compare.same_task(_spec(k), spec)]
+    attribute = key.partition(state.ATTRIBUTE_MARK)[2]
+    keys = []
+    for k in [*zoo.list_models(), *st.session_state.get("uploaded_models", {})]:
+        other = _spec(k)
+        if other.get("task") == MULTILABEL:
+            if attribute not in other["classes"]:
+                continue
+            k = f"{k}{state.ATTRIBUTE_MARK}{attribute}"
+            other = _spec(k)
+        if compare.same_task(other, spec):
+            keys.append(k)
+    return keys
 
 
 def label(key: str) -> str:

@@ -14,7 +14,7 @@ import streamlit as st
 import torch
 from PIL import Image
 
-from dashboard import photo_panel, state
+from dashboard import directions, photo_panel, state
 from lipnet.data import (
     MAX_PIXELS,
     ImageError,
@@ -47,6 +47,7 @@ def pick_input(choice: state.Choice) -> torch.Tensor | None:
     if st.session_state.get("source") not in sources:  # e.g. "Draw" on a face model
         st.session_state["source"] = sources[0]
     source = st.radio("Input", sources, horizontal=True, key="source")
+    direction = directions.pick(choice)
     st.session_state["photo"] = None  # set again by the photo flow
     photos = photo_panel.is_face_model(choice)
     if source == "Test image":
@@ -55,6 +56,8 @@ def pick_input(choice: state.Choice) -> torch.Tensor | None:
             st.warning(images + " Meanwhile, here is the built-in example.")
             return builtin_example(spec, digits)
         x, y = images
+        if direction is not None:  # only the faces that can go that way
+            x, y = x[y != direction], y[y != direction]
         if st.session_state.get("gallery_index", 0) >= len(x):
             st.session_state["gallery_index"] = 0
         i = st.slider("Test image", 0, len(x) - 1, key="gallery_index")

@@ -19,9 +19,12 @@ import lipnet
 from dashboard.upload_cache import UploadCache, UploadRefused, content_key
 from dashboard.work_queue import HEAVY
 from lipnet import zoo
+from lipnet.attributes import MULTILABEL, readable
 from lipnet.io import ModelFileError, load_upload
 
 UPLOADED = "uploaded model"
+ATTRIBUTE_MARK = "@"
+"""Joins a multi-attribute model's key and one of its attributes."""
 MAX_UPLOADS_PER_SESSION = 3
 """Uploaded models a session keeps; the oldest goes when another arrives."""
 
@@ -101,10 +104,38 @@ def upload_limit_mb() -> int:
 
 
 def model_by_key(key: str) -> torch.nn.Module:
-    """The model a key names: a shipped name or "upload:<sha256>"."""
+    """The model a key names: a shipped name or "upload:<sha256>", followed
+    by "@<attribute>" for one attribute of a multi-attribute model."""
+    base, _, name = key.partition(ATTRIBUTE_MARK)
+    if name:
+        return _attribute_model(base, name)
     if key.startswith("upload:"):
         return st.session_state["uploaded_models"][key]
     return shipped_model(key)
+
+
+def _attribute_model(base: str, name: str) -> torch.nn.Module:
+    """One attribute of a multi-attribute model (`lipnet.attribute`), kept per
+    model object so that its certificate context is computed once."""
+    model = model_by_key(base)
+    views = model.__dict__.setdefault("_attribute_views", {})
+    if name not in views:
+        views[name] = lipnet.attribute(model, name)
+    return views[name]
+
+
+def _with_attribute(key: str | None) -> str | None:
+    """`key`, with the session's attribute when it names a multi-attribute model."""
+    if key is None or not is_multi_attribute(model_by_key(key)):
+        return key
+    names = lipnet.attribute_names(model_by_key(key))
+    chosen = st.session_state.get("attribute")
+    return f"{key}{ATTRIBUTE_MARK}{chosen if chosen in names else names[0]}"
+
+
+def is_multi_attribute(model: torch.nn.Module) -> bool:
+    """Whether `model` scores several attributes (pick one to work on)."""
+    return getattr(model, "task", None) == MULTILABEL
 
 
 def _read_upload(files: list) -> None:
@@ -179,6 +210,19 @@ def model_picker() -> None:
         help="The shipped models; an uploaded model folder joins the list.",
     )
     key = st.session_state["model_key"]
+    model = model_by_key(key)
+    if is_multi_attribute(model):
+        attributes = lipnet.attribute_names(model)
+        if st.session_state.get("attribute") not in attributes:
+            st.session_state["attribute"] = attributes[0]
+        st.selectbox(
+            "Attribute",
+            attributes,
+            format_func=readable,
+            key="attribute",
+            help="This model scores every attribute with its own 1-Lipschitz "
+            "output: each has its own certificate and its own counterfactual.",
+        )
     if key in names and not _certified(key):
         st.caption(f"**{key}** is unconstrained: **no certificate**.")
     st.caption(
@@ -195,9 +239,10 @@ def _certified(name: str) -> bool:
 def current() -> Choice:
     """The session's chosen model and its twin."""
     names = list(zoo.list_models())
-    key = st.session_state.get("model_key") or names[0]
+    base = st.session_state.get("model_key") or names[0]
+    twin_key = zoo.twin_of(base, names) if not base.startswith("upload:") else None
+    key, twin_key = _with_attribute(base), _with_attribute(twin_key)
     model = model_by_key(key)
     name = model.spec.get("name", key)
-    twin_key = zoo.twin_of(key, names) if not key.startswith("upload:") else None
-    twin = shipped_model(twin_key) if twin_key else None
+    twin = model_by_key(twin_key) if twin_key else None
     return Choice(key, name, model, twin_key, twin)

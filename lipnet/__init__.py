@@ -7,7 +7,7 @@ The public API the dashboard and outside checks rely on:
 plus the layers and losses.
 """
 
-from .attributes import attribute
+from .attributes import attribute, attribute_names
 from .certify import (
     NoCertificateError,
     certified_accuracy,
@@ -76,6 +76,7 @@ __all__ = [
     "SpectralConv2d",
     "SpectralLinear",
     "attribute",
+    "attribute_names",
     "certified_accuracy",
     "certified_radius",
     "check_lipschitz",

@@ -14,7 +14,7 @@ import copy
 from collections.abc import Sequence
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from .certify import certificate_context, radius_from_outputs
 from .layers import FrobeniusLinear, LipSequential, eval_mode
@@ -35,40 +35,58 @@ def readable(attribute: str) -> str:
     return attribute.replace("_", " ").lower().replace("mustache", "moustache")
 
 
+_DIRECTIONS = {
+    "Mustache": ("add a moustache", "remove the moustache"),
+    "Eyeglasses": ("add eyeglasses", "remove the eyeglasses"),
+    "Smiling": ("make the face smile", "take the smile away"),
+    "Wearing_Hat": ("add a hat", "remove the hat"),
+    "Goatee": ("add a goatee", "remove the goatee"),
+    "No_Beard": ("shave the beard", "grow a beard"),
+    "Wearing_Lipstick": ("add lipstick", "remove the lipstick"),
+    "Heavy_Makeup": ("add heavy make-up", "remove the make-up"),
+}
+
+
+def direction_label(name: str, present: bool) -> str:
+    """How a person says the change towards (`present`) or away from an attribute.
+
+    >>> direction_label("Mustache", True)
+    'add a moustache'
+    >>> direction_label("Blond_Hair", False)
+    'away from blond hair'
+    """
+    if name in _DIRECTIONS:
+        return _DIRECTIONS[name][0 if present else 1]
+    return f"{'towards' if present else 'away from'} {readable(name)}"
+
+
 def attribute(model: LipSequential, name: str) -> LipSequential:
     """The binary 1-Lipschitz model of one attribute (positive = present).
 
     Shares the trunk's layers with `model` (no copy of its weights) and ends
     in a one-output `FrobeniusLinear` holding that attribute's row and bias,
-    in the model's dtype. Raises ValueError for an unknown attribute.
+    in the model's dtype; an unconstrained twin's attribute ends in a plain
+    `nn.Linear` and has no certificate (head "none"). Raises ValueError for
+    an unknown attribute.
     """
     names = attribute_names(model)
     if name not in names:
         raise ValueError(f"unknown attribute {name!r}; this model has {names}")
     index = names.index(name)
-    last = model[-1]
-    if not (isinstance(last, FrobeniusLinear) and last.disjoint_neurons):
-        raise ValueError("a multi-attribute model ends in a disjoint FrobeniusLinear")
-    with eval_mode(model), torch.no_grad():
-        row = last.scaled_weight()[index : index + 1].clone()
-        bias = None if last.bias is None else last.bias[index : index + 1].clone()
-    head = FrobeniusLinear(row.shape[1], 1, bias=bias is not None, k=last.k).to(row)
-    with torch.no_grad():
-        head.parametrizations.weight.original.copy_(row / last.k)
-        if bias is not None:
-            head.bias.copy_(bias)
+    with eval_mode(model):
+        head = _one_output(model[-1], index)
     binary = LipSequential(
         *list(model)[:-1],
         head.eval(),
         input_shape=model.input_shape,
         classes=[f"no {readable(name)}", readable(name)],
-        head="binary",
+        head="none" if model.head == "none" else "binary",
     ).eval()
     spec = copy.deepcopy(getattr(model, "spec", {}))
     if spec:
         spec.update(
             task="binary",
-            head="binary",
+            head=binary.head,
             classes=binary.classes,
             positive_class=binary.classes[1],
             attribute=name,
@@ -78,6 +96,32 @@ def attribute(model: LipSequential, name: str) -> LipSequential:
     if hasattr(model, "lipschitz_check"):
         binary.lipschitz_check = dict(model.lipschitz_check)
     return binary
+
+
+def _one_output(last: nn.Module, index: int) -> nn.Module:
+    """The head's row `index` as a one-output layer of the same kind: a
+    `FrobeniusLinear` for a certified model, an `nn.Linear` for a twin."""
+    if isinstance(last, FrobeniusLinear) and last.disjoint_neurons:
+        with torch.no_grad():
+            row = last.scaled_weight()[index : index + 1].clone()
+        head = FrobeniusLinear(row.shape[1], 1, bias=last.bias is not None, k=last.k)
+        head = head.to(row)
+        with torch.no_grad():
+            head.parametrizations.weight.original.copy_(row / last.k)
+    elif type(last) is nn.Linear:
+        row = last.weight[index : index + 1]
+        head = nn.Linear(row.shape[1], 1, bias=last.bias is not None).to(row)
+        with torch.no_grad():
+            head.weight.copy_(row)
+    else:
+        raise ValueError(
+            "a multi-attribute model ends in a disjoint FrobeniusLinear "
+            "(certified) or a plain Linear (unconstrained twin)"
+        )
+    if last.bias is not None:
+        with torch.no_grad():
+            head.bias.copy_(last.bias[index : index + 1])
+    return head
 
 
 def attribute_radii(
@@ -134,3 +178,37 @@ def certified_rates(
         neg = (ok & ~truth).sum(0) / (~truth).sum(0).clamp_min(1)
         out[float(eps)] = (pos + neg) / 2
     return out
+
+
+def attribute_rows(card: dict) -> list[dict[str, object]]:
+    """One row per attribute of a multi-attribute model's card, for its table.
+
+    Args:
+        card: the model card (``spec["card"]``), with ``attribute_metrics``
+            (written by training) and, once measured, ``attribute_quality``
+            (tightness and counterfactual validity per attribute, written by
+            ``bench/bench_counterfactuals.py --update-cards``).
+
+    Returns:
+        Rows in the card's attribute order with the test split's balanced
+        accuracy and certified accuracy at 0.5 and 1.0, the tightness and the
+        judge's validity (None where not measured); [] for other cards.
+    """
+    test = card.get("attribute_metrics", {}).get("test")
+    if not test:
+        return []
+    quality = card.get("attribute_quality", {})
+    rows = []
+    for name, accuracy in test["balanced_accuracy"].items():
+        measured = quality.get(name, {})
+        rows.append(
+            {
+                "attribute": readable(name),
+                "balanced accuracy": round(accuracy, 4),
+                "certified at 0.5": round(test["certified_0.5"][name], 4),
+                "certified at 1.0": round(test["certified_1"][name], 4),
+                "tightness": measured.get("tightness"),
+                "counterfactual validity": measured.get("validity"),
+            }
+        )
+    return rows

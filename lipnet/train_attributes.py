@@ -21,13 +21,13 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 
 from .attributes import MULTILABEL, attribute_radii, balanced_accuracy, certified_rates
 from .data.celeba import EVERY_FOLDER
 from .data.celeba_identity import IDENTITY_SPLIT_RULE, load_celeba_faces
 from .data.paths import data_dir
-from .layers import LipSequential
+from .layers import LipSequential, eval_mode
 from .losses import HKRMultiLabelLoss
 from .models import build_model
 from .precision import to_float64
@@ -48,14 +48,51 @@ def load_faces(config: Mapping[str, Any], data_root: str | Path | None = None) -
 
 
 def build(config: Mapping[str, Any], image_size: int) -> LipSequential:
-    """The multi-attribute network: one disjoint 1-Lipschitz output per attribute."""
+    """The multi-attribute network: one disjoint 1-Lipschitz output per attribute,
+    or, for an unconstrained twin ("plain-…" architectures), one plain output each."""
     attributes = list(config["attributes"])
     if len(attributes) < 3:  # build_model gives 3+ classes one output each
         raise ValueError("a multi-attribute model needs at least 3 attributes")
-    arch = {**config["arch"], "head": "frobenius"}
+    arch = dict(config["arch"])
+    if not _unconstrained(config):
+        arch["head"] = "frobenius"
     model = build_model(arch, (3, image_size, image_size), attributes)
     model.task = MULTILABEL
     return model
+
+
+def _unconstrained(config: Mapping[str, Any]) -> bool:
+    return str(config["arch"].get("kind", "")).startswith("plain")
+
+
+def loss_function(config: Mapping[str, Any], labels: Tensor) -> nn.Module:
+    """hKR per attribute for a certified model; for an unconstrained twin,
+    binary cross-entropy with each attribute's positives weighted by its
+    negative/positive ratio in `labels` (the training split), so that every
+    attribute is balanced as hKR balances it."""
+    loss = config["loss"]
+    kind = loss.get("kind", "hkr-multilabel")
+    if kind == "bce-multilabel":
+        positives = labels.sum(0).double().clamp_min(1)
+        weight = ((len(labels) - positives) / positives).float()
+        bce = nn.BCEWithLogitsLoss(pos_weight=weight)
+        return _FloatLabels(bce)
+    if kind != "hkr-multilabel":
+        raise ValueError(
+            f"unknown loss {kind!r}; choose 'hkr-multilabel' or 'bce-multilabel'"
+        )
+    return HKRMultiLabelLoss(float(loss["alpha"]), float(loss["min_margin"]))
+
+
+class _FloatLabels(nn.Module):
+    """A loss that takes 0/1 integer labels as floats."""
+
+    def __init__(self, loss: nn.Module) -> None:
+        super().__init__()
+        self.loss = loss
+
+    def forward(self, outputs: Tensor, labels: Tensor) -> Tensor:
+        return self.loss(outputs, labels.to(outputs.dtype))
 
 
 def augment(x: Tensor, config: Mapping[str, Any], gen: torch.Generator) -> Tensor:
@@ -78,7 +115,17 @@ def augment(x: Tensor, config: Mapping[str, Any], gen: torch.Generator) -> Tenso
 
 def validate(model: LipSequential, x: Tensor, y: Tensor) -> dict[str, Any]:
     """Balanced and certified accuracy per attribute, as the model will be loaded
-    (float64 with its float32-built weights)."""
+    (float64 with its float32-built weights); an unconstrained model has no
+    certificate, so only its balanced accuracy."""
+    names = list(model.classes)
+    if model.head == "none":
+        with eval_mode(model), torch.no_grad():
+            s = torch.cat([model(xb.float().div(255.0)) for xb in x.split(500)])
+        return {
+            "balanced_accuracy": dict(
+                zip(names, balanced_accuracy(s, y).tolist(), strict=True)
+            )
+        }
     shipped = to_float64(copy.deepcopy(model))
     scores, radii = [], []
     for xb, yb in zip(x.split(500), y.split(500), strict=True):
@@ -87,7 +134,6 @@ def validate(model: LipSequential, x: Tensor, y: Tensor) -> dict[str, Any]:
         radii.append(r.float())
     s, r = torch.cat(scores), torch.cat(radii)
     cert = certified_rates(r, y, EPS)
-    names = list(model.classes)
     return {
         "balanced_accuracy": dict(
             zip(names, balanced_accuracy(s, y).tolist(), strict=True)
@@ -119,9 +165,7 @@ def fit(
     seed = int(config.get("seed", 0))
     torch.manual_seed(seed)
     model = build(config, data["train"]["images"].shape[-1])
-    loss_fn = HKRMultiLabelLoss(
-        float(config["loss"]["alpha"]), float(config["loss"]["min_margin"])
-    )
+    loss_fn = loss_function(config, data["train"]["labels"])
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     gen = torch.Generator().manual_seed(seed)
     xs, ys = data["train"]["images"], data["train"]["labels"]

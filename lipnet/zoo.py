@@ -10,9 +10,12 @@ from torch import Tensor
 
 from . import data as D
 from .data.celeba import celeba_example_attributes, celeba_example_count
+from .data.celeba_identity import identity_example_attributes, identity_examples
 from .io import SPEC_FILE, parse_spec
 
 MODELS_DIR = Path(__file__).resolve().parents[1] / "assets" / "models"
+ATTRIBUTES_TASK = "celeba-attributes"
+"""The training task of a multi-attribute face model (`lipnet.train_attributes`)."""
 DEFAULT_MODEL = "mnist08-hkr"
 """The model the dashboard opens on when it is shipped."""
 
@@ -60,6 +63,17 @@ def test_images(
     config = _task(spec)
     root = D.data_dir(data_root)
     task = config["task"]
+    if task == ATTRIBUTES_TASK:
+        x, y, _ = identity_examples(
+            root / "celeba",
+            config["attributes"],
+            _attribute(spec),
+            image_size=int(config.get("image_size", 64)),
+            seed=int(config.get("seed", 0)),
+            n=n,
+            image_folders=_folders(config),
+        )
+        return x, y
     if task == "celeba":
         x, y, _ = D.celeba_examples(
             root / "celeba",
@@ -76,6 +90,13 @@ def test_images(
     return x[:n].clone(), y[:n].clone()
 
 
+def _attribute(spec: dict) -> str:
+    """The attribute a multi-attribute model's view scores (`lipnet.attribute`)."""
+    if "attribute" not in spec:
+        raise ValueError("pick one attribute of this multi-attribute model")
+    return spec["attribute"]
+
+
 def _task(spec: dict) -> dict:
     config = spec.get("card", {}).get("training", {}).get("config")
     if not config:
@@ -87,7 +108,7 @@ def dataset_name(spec: dict) -> str:
     """The data set a model's test images (and their labels) come from: "CelebA",
     "MNIST", or "the data set" when its card does not say."""
     task = spec.get("card", {}).get("training", {}).get("config", {}).get("task", "")
-    if task == "celeba":
+    if task.startswith("celeba"):
         return "CelebA"
     return "MNIST" if task.startswith("mnist") else "the data set"
 
@@ -107,15 +128,25 @@ def test_attributes(
     Other tasks have no attributes: an empty dict. Decodes no image.
     """
     config = _task(spec)
-    if config["task"] != "celeba":
+    if config["task"] == ATTRIBUTES_TASK:
+        _, names, matrix = identity_example_attributes(
+            D.data_dir(data_root) / "celeba",
+            config["attributes"],
+            _attribute(spec),
+            seed=int(config.get("seed", 0)),
+            n=n,
+            image_folders=_folders(config),
+        )
+    elif config["task"] != "celeba":
         return {}
-    _, names, matrix = celeba_example_attributes(
-        D.data_dir(data_root) / "celeba",
-        attribute=config.get("attribute", "Mustache"),
-        seed=int(config.get("seed", 0)),
-        n=n,
-        image_folders=_folders(config),
-    )
+    else:
+        _, names, matrix = celeba_example_attributes(
+            D.data_dir(data_root) / "celeba",
+            attribute=config.get("attribute", "Mustache"),
+            seed=int(config.get("seed", 0)),
+            n=n,
+            image_folders=_folders(config),
+        )
     values = torch.from_numpy(matrix == 1)
     return {name: values[:, k].clone() for k, name in enumerate(names)}
 
@@ -130,6 +161,17 @@ def test_image_count(spec: dict, data_root: str | Path | None = None) -> int:
     """
     config = _task(spec)
     root = D.data_dir(data_root)
+    if config["task"] == ATTRIBUTES_TASK:
+        return len(
+            identity_example_attributes(
+                root / "celeba",
+                config["attributes"],
+                _attribute(spec),
+                seed=int(config.get("seed", 0)),
+                n=None,
+                image_folders=_folders(config),
+            )[0]
+        )
     if config["task"] == "celeba":
         return celeba_example_count(
             root / "celeba",

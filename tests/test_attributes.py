@@ -14,10 +14,15 @@ from PIL import Image
 import lipnet
 from lipnet.attributes import attribute, attribute_names, attribute_radii
 from lipnet.data.celeba import SQUASHED_FOLDER
-from lipnet.data.celeba_identity import identity_split, load_celeba_faces
+from lipnet.data.celeba_identity import (
+    identity_example_attributes,
+    identity_examples,
+    identity_split,
+    load_celeba_faces,
+)
 from lipnet.losses import HKRLoss, HKRMultiLabelLoss
 from lipnet.precision import to_float64
-from lipnet.train_attributes import build, fit, load_faces, train
+from lipnet.train_attributes import build, fit, load_faces, loss_function, train
 
 ATTRS = ["Mustache", "Eyeglasses", "Smiling"]
 
@@ -204,3 +209,54 @@ def test_training_writes_a_log_per_epoch_and_resumes(
     ]
     assert np.isfinite(list(lines[-1]["certified_0.5"].values())).all()
     assert model is not None
+
+
+def test_an_unconstrained_twin_trains_with_balanced_cross_entropy(
+    celeba_root, monkeypatch, tmp_path
+):
+    monkeypatch.setenv("LIPNET_CACHE", str(tmp_path / "cache"))
+    config = _config(
+        arch={"kind": "plain-conv", "channels": [8], "widths": [16]},
+        loss={"kind": "bce-multilabel"},
+        optimizer={"lr": 0.01, "batch_size": 16, "epochs": 1},
+    )
+    labels = torch.tensor([[1, 0, 1], [0, 0, 1], [0, 1, 1], [0, 0, 0]])
+    loss = loss_function(config, labels)
+    f = torch.zeros(4, 3, requires_grad=True)
+    (g,) = torch.autograd.grad(loss(f, labels), f)
+    # A positive weighs negatives/positives: 3 for the first column, 1/3 the last.
+    assert torch.isclose(g[0, 0] / g[1, 0], torch.tensor(-3.0))
+    assert torch.isclose(g[0, 2] / g[3, 2], torch.tensor(-1 / 3))
+    with pytest.raises(ValueError, match="unknown loss"):
+        loss_function(_config(loss={"kind": "mse"}), labels)
+    twin = train(config, tmp_path / "twin", celeba_root.parent)
+    assert twin.head == "none" and twin.task == "multilabel"
+    line = json.loads((tmp_path / "twin.log.jsonl").read_text().split("\n")[0])
+    assert set(line) == {"epoch", "loss", "train_time_s", "balanced_accuracy"}
+    loaded = lipnet.load(tmp_path / "twin")
+    view = attribute(loaded, "Smiling")
+    assert view.head == "none" and view.spec["attribute"] == "Smiling"
+    x = torch.rand(4, 3, 8, 8)
+    with torch.no_grad():
+        assert torch.allclose(view(x)[:, 0], loaded(x)[:, 2], atol=1e-6)
+    with pytest.raises(lipnet.NoCertificateError):
+        lipnet.certified_radius(view, x)
+
+
+def test_the_gallery_of_one_attribute_alternates_faces_of_the_test_people(
+    celeba_root, monkeypatch, tmp_path
+):
+    monkeypatch.setenv("LIPNET_CACHE", str(tmp_path / "cache"))
+    x, y, names = identity_examples(celeba_root, ATTRS, "Eyeglasses", 8, n=6)
+    assert x.shape == (len(names), 3, 8, 8) and float(x.min()) >= 0
+    assert y.tolist() == [1, 0] * (len(names) // 2) and len(names) >= 2
+    # Only faces of the test split's people, the same people as the loader's.
+    faces = load_celeba_faces(celeba_root, ATTRS, image_size=8)
+    assert set(names) <= set(faces["test"]["ids"])
+    rows, attrs, matrix = identity_example_attributes(
+        celeba_root, ATTRS, "Eyeglasses", n=6
+    )
+    assert rows == names and matrix.shape == (len(names), 40)
+    assert ((matrix[:, attrs.index("Eyeglasses")] == 1) == y.bool().numpy()).all()
+    with pytest.raises(ValueError, match="unknown attribute"):
+        identity_examples(celeba_root, ATTRS, "Bald", 8)

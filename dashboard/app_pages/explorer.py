@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import streamlit as st
 
+from dashboard import directions, links, photo_panel, presets, results, state
 from dashboard import explorer_results as show
-from dashboard import links, photo_panel, presets, results, state
 from dashboard.explorer_controls import keep_values, pick_method
 from dashboard.explorer_inputs import pick_input
 from lipnet.attacks import AttackError
@@ -79,6 +79,8 @@ def main() -> None:
             st.stop()
         x_np = x.numpy()
         predicted, radius = results.prediction(choice.key, x_np)
+        if directions.already_there(choice, predicted):
+            st.stop()
         params = pick_method(choice.spec["classes"], radius, predicted)
     links.write(links.current(choice.key))
     method = params.pop("method")

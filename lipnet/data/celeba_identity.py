@@ -16,11 +16,21 @@ from typing import Any
 import numpy as np
 import torch
 
-from .celeba import EVERY_FOLDER, SPLITS, _celeba_pixels, _check_size, celeba_index
+from .celeba import (
+    EVERY_FOLDER,
+    SPLITS,
+    _celeba_pixels,
+    _check_size,
+    _decode_square,
+    _read_attributes_cached,
+    celeba_index,
+)
 from .paths import PathLike, data_dir
 
 __all__ = [
     "IDENTITY_SPLIT_RULE",
+    "identity_example_attributes",
+    "identity_examples",
     "identity_split",
     "load_celeba_faces",
     "read_identities",
@@ -121,3 +131,88 @@ def load_celeba_faces(
             "ids": names,
         }
     return out
+
+
+def _gallery(
+    root: PathLike | None,
+    attributes: Sequence[str],
+    attribute: str,
+    seed: int,
+    split: str,
+    n: int | None,
+    image_folders: str | Sequence[str],
+) -> tuple[list[Path], list[str], list[int]]:
+    """(paths, names, 0/1 labels of `attribute`) of the first `n` faces of one
+    identity split, with and without the attribute alternating."""
+    if attribute not in attributes:
+        raise ValueError(f"unknown attribute {attribute!r}; the model has {attributes}")
+    root = Path(root) if root is not None else data_dir() / "celeba"
+    paths, ids, labels = celeba_index(root, list(attributes), image_folders)
+    identities = read_identities(root / "identity_CelebA.txt")
+    chosen = set(identity_split(ids, identities, seed)[split])
+    column = list(attributes).index(attribute)
+    pos = [k for k, i in enumerate(ids) if i in chosen and labels[k, column]]
+    neg = [k for k, i in enumerate(ids) if i in chosen and not labels[k, column]]
+    mixed = [k for pair in zip(pos, neg, strict=False) for k in pair][:n]
+    return (
+        [paths[k] for k in mixed],
+        [ids[k] for k in mixed],
+        [int(labels[k, column]) for k in mixed],
+    )
+
+
+def identity_examples(
+    root: PathLike | None,
+    attributes: Sequence[str],
+    attribute: str,
+    image_size: int = 64,
+    seed: int = 0,
+    n: int | None = 64,
+    *,
+    split: str = "test",
+    image_folders: str | Sequence[str] = EVERY_FOLDER,
+) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+    """The first `n` faces of one identity split for one attribute of a
+    multi-attribute model, decoded on their own (for a gallery).
+
+    Args:
+        root: the ``celeba`` folder (default: the data directory's).
+        attributes: the model's attributes (they fix the faces present and the split).
+        attribute: the one whose presence alternates in the list.
+        n: how many faces at most (None: all; the list stops when the
+            rarer class runs out).
+
+    Returns:
+        (x float (n, 3, S, S) in [0, 1], y 0/1 labels of `attribute`, file names).
+    """
+    _check_size(image_size)
+    paths, names, labels = _gallery(
+        root, attributes, attribute, seed, split, n, image_folders
+    )
+    pixels = np.stack([_decode_square(p, image_size) for p in paths])
+    x = torch.from_numpy(pixels).permute(0, 3, 1, 2).float().div_(255.0)
+    return x.contiguous(), torch.tensor(labels), names
+
+
+def identity_example_attributes(
+    root: PathLike | None,
+    attributes: Sequence[str],
+    attribute: str,
+    seed: int = 0,
+    n: int | None = 64,
+    *,
+    split: str = "test",
+    image_folders: str | Sequence[str] = EVERY_FOLDER,
+) -> tuple[list[str], list[str], np.ndarray]:
+    """The 40 attribute rows of exactly the faces :func:`identity_examples`
+    returns: (names, the 40 attribute names, int8 (n, 40) of 1 / -1)."""
+    _, names, _ = _gallery(root, attributes, attribute, seed, split, n, image_folders)
+    root = Path(root) if root is not None else data_dir() / "celeba"
+    attr_path = root / "list_attr_celeba.txt"
+    st = attr_path.stat()
+    all_names, attrs, matrix = _read_attributes_cached(
+        str(attr_path.resolve()), st.st_size, st.st_mtime_ns
+    )
+    row = {name: k for k, name in enumerate(all_names)}
+    rows = np.array([row[name] for name in names], dtype=np.int64)
+    return names, list(attrs), matrix[rows].copy()
