@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from lipnet.data.celeba import _celeba_index, _decode_square, celeba_split
+from lipnet.data.celeba import _celeba_index, _decode_square, celeba_index, celeba_split
+from lipnet.data.celeba_identity import identity_split, read_identities
 
 BASE = 128  # the face crop's side on the canvas at scale 1
 CANVAS = 400  # the canvas side
@@ -46,6 +47,8 @@ def test_face_paths(
     split_name: str = "test",
     alternate: bool = True,
     shuffle: int | None = None,
+    attribute: str | None = None,
+    folders: list[str] | None = None,
 ) -> tuple[list[Path], list[str], list[int]]:
     """Image paths, ids and labels of one split of the model's task (the test
     split by default), in split order.
@@ -55,13 +58,27 @@ def test_face_paths(
     gallery does), so both decisions are represented; ``alternate=False``:
     the first ``n`` of the split. ``shuffle``: a seed to draw from the split
     in random order (the split is sorted by id, and ids run by folder).
+    A multi-attribute model's config (task "celeba-attributes") is split by
+    identity, and `attribute` names the one its labels are of. ``folders``:
+    only faces from these of the config's folders (the split is still made
+    over all of them, so no training face comes in).
     """
-    folders = config.get("image_folders", ["img_celeba_128"])
-    attribute = config.get("attribute", "Mustache")
     celeba = root / "celeba"
-    paths, ids, labels = _celeba_index(celeba, attribute, folders)
-    split = celeba_split(ids, labels, seed=int(config.get("seed", 0)))[split_name]
+    seed = int(config.get("seed", 0))
+    every = config.get("image_folders", ["img_celeba_128"])
+    if config.get("task") == "celeba-attributes":
+        attribute = attribute or "Mustache"
+        paths, ids, table = celeba_index(celeba, config["attributes"], every)
+        labels = table[:, list(config["attributes"]).index(attribute)]
+        identities = read_identities(celeba / "identity_CelebA.txt")
+        split = identity_split(ids, identities, seed)[split_name]
+    else:
+        attribute = config.get("attribute", "Mustache")
+        paths, ids, labels = _celeba_index(celeba, attribute, every)
+        split = celeba_split(ids, labels, seed=seed)[split_name]
     pos = {name: k for k, name in enumerate(ids)}
+    if folders is not None:
+        split = [i for i in split if paths[pos[i]].parent.name in folders]
     if shuffle is not None:
         split = [
             split[i] for i in np.random.default_rng(shuffle).permutation(len(split))
