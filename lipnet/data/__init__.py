@@ -3,9 +3,10 @@
 Everything here is plain numpy / torch / Pillow so that training scripts, tests
 and the dashboard share one loader. The submodules each have one job:
 :mod:`~lipnet.data.paths` (data and cache directories), :mod:`~lipnet.data.mnist`,
-:mod:`~lipnet.data.celeba` and :mod:`~lipnet.data.images` (user uploads, with
-:mod:`~lipnet.data.image_guards`, :mod:`~lipnet.data.image_prep` and
-:mod:`~lipnet.data.sample_images`).
+:mod:`~lipnet.data.celeba` (with :mod:`~lipnet.data.celeba_labels` and
+:mod:`~lipnet.data.celeba_split_rule`) and :mod:`~lipnet.data.images` (user
+uploads, with :mod:`~lipnet.data.image_guards`, :mod:`~lipnet.data.image_prep`
+and :mod:`~lipnet.data.sample_images`).
 """
 
 from __future__ import annotations

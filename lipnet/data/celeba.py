@@ -1,11 +1,14 @@
-"""CelebA subset: the attribute file, the deterministic split, cached image loading."""
+"""CelebA subset: cached image loading of a binary task, and small galleries.
+
+The labels (the attribute file, the images present) are
+:mod:`~lipnet.data.celeba_labels`, the deterministic split
+:mod:`~lipnet.data.celeba_split_rule`; their names are importable from here.
+"""
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import logging
-import math
 import os
 import tempfile
 from collections.abc import Sequence
@@ -17,6 +20,14 @@ import numpy as np
 import torch
 from PIL import Image
 
+from .celeba_labels import CELEBA_ATTRIBUTE_COUNT as CELEBA_ATTRIBUTE_COUNT
+from .celeba_labels import _celeba_index, _read_attributes_cached
+from .celeba_labels import celeba_index as celeba_index
+from .celeba_labels import read_celeba_attributes as read_celeba_attributes
+from .celeba_split_rule import SPLIT_RULE as SPLIT_RULE
+from .celeba_split_rule import SPLITS as SPLITS
+from .celeba_split_rule import celeba_split
+from .celeba_split_rule import describe_split as describe_split
 from .paths import PathLike, cache_dir, data_dir
 
 __all__ = [
@@ -32,144 +43,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-CELEBA_ATTRIBUTE_COUNT = 40
-SPLITS: tuple[str, str, str] = ("train", "val", "test")
-
-SPLIT_RULE = (
-    "Stratified by label: for each label value, its image ids are sorted, shuffled "
-    "with numpy.random.default_rng(seed).permutation (a fresh generator per label) "
-    "and cut into consecutive train/val/test parts of round(n*f_train), "
-    "round(n*f_val) and the remaining ids; each split's ids are then sorted."
-)
-"""One-sentence description of :func:`celeba_split`, for model cards."""
-
-
-def describe_split(
-    seed: int = 0, fractions: Sequence[float] = (0.7, 0.15, 0.15)
-) -> str:
-    """Return :data:`SPLIT_RULE` with the actual seed and fractions filled in."""
-    ft, fv, fs = (float(f) for f in fractions)
-    return f"{SPLIT_RULE} Here seed={seed}, train/val/test = {ft:g}/{fv:g}/{fs:g}."
-
-
-def _attr_format_error(path: Path, lines: list[bytes], count: int) -> ValueError:
-    """Locate the first malformed row of an attribute file (slow path, errors only)."""
-    rows = [ln for ln in lines[2:] if ln.strip()]
-    for i, ln in enumerate(rows):
-        parts = ln.split()
-        lineno = i + 3
-        if len(parts) != CELEBA_ATTRIBUTE_COUNT + 1:
-            return ValueError(
-                f"{path}, line {lineno}: expected an image name and "
-                f"{CELEBA_ATTRIBUTE_COUNT} values, got {len(parts)} fields"
-            )
-        bad = [p for p in parts[1:] if p not in (b"1", b"-1")]
-        if bad:
-            return ValueError(
-                f"{path}, line {lineno}: attribute values must be 1 or -1, "
-                f"got {bad[0]!r}"
-            )
-    return ValueError(f"{path}: first line says {count} rows but found {len(rows)}")
-
-
-def read_celeba_attributes(path: PathLike) -> tuple[list[str], list[str], np.ndarray]:
-    """Parse ``list_attr_celeba.txt``: (image names, attribute names, int8 ±1 matrix).
-
-    The format is: a line with the row count, a line with the 40 attribute
-    names, then one row per image (name and 40 values of 1 or -1). Any
-    deviation raises ``ValueError`` giving the line. Parsing the official
-    202,599-row file takes about a second; the result is memoised per process
-    (keyed by path, size and modification time) and returned as fresh copies.
-    """
-    path = Path(path)
-    st = path.stat()
-    names, attrs, matrix = _read_attributes_cached(
-        str(path.resolve()), st.st_size, st.st_mtime_ns
-    )
-    return list(names), list(attrs), matrix.copy()
-
-
-@functools.lru_cache(maxsize=4)
-def _read_attributes_cached(
-    path_str: str, size: int, mtime_ns: int
-) -> tuple[tuple[str, ...], tuple[str, ...], np.ndarray]:
-    names, attrs, matrix = _parse_celeba_attributes(Path(path_str))
-    matrix.flags.writeable = False
-    return tuple(names), tuple(attrs), matrix
-
-
-def _parse_celeba_attributes(path: Path) -> tuple[list[str], list[str], np.ndarray]:
-    raw = path.read_bytes()
-    lines = raw.split(b"\n", 2)
-    if len(lines) < 2:
-        raise ValueError(f"{path}: too short for a CelebA attribute file")
-    try:
-        count = int(lines[0].strip())
-    except ValueError:
-        raise ValueError(
-            f"{path}, line 1: expected the number of images, got {lines[0][:60]!r}"
-        ) from None
-    attr_names = [a.decode("utf-8", "replace") for a in lines[1].split()]
-    if len(attr_names) != CELEBA_ATTRIBUTE_COUNT:
-        raise ValueError(
-            f"{path}, line 2: expected {CELEBA_ATTRIBUTE_COUNT} attribute names, "
-            f"got {len(attr_names)}"
-        )
-    if len(set(attr_names)) != len(attr_names):
-        raise ValueError(f"{path}, line 2: duplicate attribute names")
-    body = lines[2] if len(lines) > 2 else b""
-    tokens = body.split()
-    width = CELEBA_ATTRIBUTE_COUNT + 1
-    if len(tokens) != count * width:
-        raise _attr_format_error(path, raw.split(b"\n"), count)
-    table = np.array(tokens, dtype="S3").reshape(count, width)
-    values = table[:, 1:]
-    pos = values == b"1"
-    if not (pos | (values == b"-1")).all():
-        raise _attr_format_error(path, raw.split(b"\n"), count)
-    names = [t.decode("utf-8", "replace") for t in tokens[0::width]]
-    if len(set(names)) != len(names):
-        raise ValueError(f"{path}: duplicate image names")
-    matrix = np.where(pos, 1, -1).astype(np.int8)
-    return names, attr_names, matrix
-
-
-def celeba_split(
-    ids: Sequence[str],
-    labels: np.ndarray,
-    seed: int = 0,
-    fractions: Sequence[float] = (0.7, 0.15, 0.15),
-) -> dict[str, list[str]]:
-    """Split ``ids`` into train/val/test, deterministic and stratified by ``labels``.
-
-    See :data:`SPLIT_RULE`. The result depends only on the set of (id, label)
-    pairs, the seed and the fractions, not on the order of ``ids``.
-    """
-    labels = np.asarray(labels)
-    if labels.shape != (len(ids),):
-        raise ValueError(f"labels shape {labels.shape} does not match {len(ids)} ids")
-    if len(fractions) != 3 or any(f < 0 for f in fractions):
-        raise ValueError(f"fractions must be 3 non-negative numbers, got {fractions}")
-    if not math.isclose(sum(fractions), 1.0, abs_tol=1e-6):
-        raise ValueError(f"fractions must sum to 1, got {fractions}")
-    if len(set(ids)) != len(ids):
-        raise ValueError("ids must be unique")
-    out: dict[str, list[str]] = {s: [] for s in SPLITS}
-    for value in np.unique(labels):
-        members = sorted(
-            str(i) for i, lab in zip(ids, labels, strict=True) if lab == value
-        )
-        order = np.random.default_rng(seed).permutation(len(members))
-        shuffled = [members[k] for k in order]
-        n = len(shuffled)
-        n_train = round(n * fractions[0])
-        n_val = min(round(n * fractions[1]), n - n_train)
-        out["train"] += shuffled[:n_train]
-        out["val"] += shuffled[n_train : n_train + n_val]
-        out["test"] += shuffled[n_train + n_val :]
-    return {s: sorted(v) for s, v in out.items()}
-
 
 _CELEBA_CACHE_VERSION = "celeba-v2"
 DEFAULT_FOLDERS: tuple[str, ...] = ("img_celeba_128",)
@@ -304,68 +177,6 @@ def load_celeba(
 def _check_size(image_size: int) -> None:
     if not isinstance(image_size, int) or not 1 <= image_size <= 1024:
         raise ValueError(f"image_size must be an int in 1..1024, got {image_size!r}")
-
-
-def _folders(image_folders: str | Sequence[str]) -> list[str]:
-    """The image folder names as a list; each must be a plain name, not a path."""
-    folders = [image_folders] if isinstance(image_folders, str) else list(image_folders)
-    if not folders:
-        raise ValueError("image_folders must name at least one folder")
-    for f in folders:
-        if not isinstance(f, str) or not f or Path(f).name != f or f in (".", ".."):
-            raise ValueError(f"image folder {f!r} must be a plain folder name")
-    return folders
-
-
-def _celeba_index(
-    root: PathLike | None, attribute: str, image_folders: str | Sequence[str]
-) -> tuple[list[Path], list[str], np.ndarray]:
-    """(image paths, their sorted ids, 0/1 labels for ``attribute``) of the images
-    present in any of ``image_folders`` (an id in two folders: the first wins)."""
-    paths, ids, labels = celeba_index(root, [attribute], image_folders)
-    return paths, ids, labels[:, 0]
-
-
-def celeba_index(
-    root: PathLike | None,
-    attributes: Sequence[str],
-    image_folders: str | Sequence[str],
-) -> tuple[list[Path], list[str], np.ndarray]:
-    """(image paths, their sorted ids, (N, A) 0/1 labels of ``attributes``) of the
-    images present in any of ``image_folders`` (an id in two: the first wins)."""
-    root = Path(root) if root is not None else data_dir() / "celeba"
-    attr_path = root / "list_attr_celeba.txt"
-    st = attr_path.stat()
-    names, attrs, matrix = _read_attributes_cached(
-        str(attr_path.resolve()), st.st_size, st.st_mtime_ns
-    )
-    unknown = [a for a in attributes if a not in attrs]
-    if unknown or not attributes:
-        raise ValueError(
-            f"unknown CelebA attribute {unknown[0] if unknown else None!r}; valid "
-            f"ones: {', '.join(attrs)}"
-        )
-    where: dict[str, Path] = {}
-    folders = _folders(image_folders)
-    for name in folders:
-        folder = root / name
-        if not folder.is_dir():
-            raise FileNotFoundError(f"CelebA image folder {folder} does not exist")
-        with os.scandir(folder) as entries:
-            for e in entries:
-                if e.is_file():
-                    where.setdefault(e.name, folder)
-    keep = [i for i, n in enumerate(names) if n in where]
-    if not keep:
-        raise ValueError(
-            f"none of the images listed in the attribute file are in "
-            f"{', '.join(str(root / f) for f in folders)}"
-        )
-    order = sorted(keep, key=lambda i: names[i])
-    columns = [list(attrs).index(a) for a in attributes]
-    labels = (matrix[np.ix_(order, columns)] == 1).astype(np.int64)
-    ids = [names[i] for i in order]
-    return [where[n] / n for n in ids], ids, labels
 
 
 def _example_names(
