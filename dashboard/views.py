@@ -1,39 +1,31 @@
-"""Plotly figure builders: results in, figures out, no maths beyond display.
+"""Image views: an input, a counterfactual, a difference map, as PNG or figure.
 
-One place decides the look: the colours, the fixed diverging scale of the
-difference maps (the same for every model, so a noisy perturbation and a
-counterfactual can be compared at a glance) and the figure sizes.
+Results in, pictures out, no maths beyond display. The look (colours, the
+fixed diverging scale of the difference maps, sizes) is `dashboard.palette`;
+the plotly plots (the playground's decision map and distance plot, the
+certified accuracy curve) are `dashboard.plots`. Their names are importable
+from here too.
 """
 
 from __future__ import annotations
 
 import io
-from collections.abc import Mapping, Sequence
-from typing import Any
 
 import numpy as np
 import plotly.graph_objects as go
 import torch
 from PIL import Image
 
-CERTIFIED = "#1b9e77"
-UNCONSTRAINED = "#d95f02"
-NEUTRAL = "#7570b3"
-DIFF_SCALE = 0.5  # difference maps span [-0.5, 0.5] for every model
-DIFF_COLORS = "RdBu_r"
-HEIGHT = 300
-VIEW_SIZE = 280  # pixels across an image view
-FONT_SIZE = 14  # every label readable on a projector at 1280 × 720
-
-
-def _layout(fig: go.Figure, title: str, height: int = HEIGHT) -> go.Figure:
-    fig.update_layout(
-        title={"text": title, "x": 0.02, "font": {"size": 17}},
-        font={"size": FONT_SIZE},
-        height=height,
-        margin={"l": 10, "r": 10, "t": 40, "b": 10},
-    )
-    return fig
+from dashboard.palette import CERTIFIED as CERTIFIED
+from dashboard.palette import DIFF_COLORS, DIFF_SCALE, VIEW_SIZE
+from dashboard.palette import FONT_SIZE as FONT_SIZE
+from dashboard.palette import HEIGHT as HEIGHT
+from dashboard.palette import NEUTRAL as NEUTRAL
+from dashboard.palette import UNCONSTRAINED as UNCONSTRAINED
+from dashboard.palette import layout as _layout
+from dashboard.plots import certified_curve_figure as certified_curve_figure
+from dashboard.plots import decision_map_figure as decision_map_figure
+from dashboard.plots import distance_figure as distance_figure
 
 
 def _hw(x: torch.Tensor) -> np.ndarray:
@@ -43,7 +35,15 @@ def _hw(x: torch.Tensor) -> np.ndarray:
 
 
 def image_figure(x: torch.Tensor, title: str) -> go.Figure:
-    """An input image with its pixel values on hover."""
+    """An input image with its pixel values on hover.
+
+    Args:
+        x: an image (C, H, W) in [0, 1].
+        title: the figure's title.
+
+    Returns:
+        A heatmap (one channel) or an RGB image figure.
+    """
     a = _hw(x)
     if a.ndim == 2:
         fig = go.Figure(
@@ -71,7 +71,15 @@ def image_figure(x: torch.Tensor, title: str) -> go.Figure:
 
 def signed_map_figure(values: torch.Tensor, title: str) -> go.Figure:
     """A difference map, summed over channels, with each value on hover: the
-    interactive twin of `signed_map_png`, on the same fixed diverging scale."""
+    interactive twin of `signed_map_png`, on the same fixed diverging scale.
+
+    Args:
+        values: signed values (C, H, W).
+        title: the figure's title.
+
+    Returns:
+        A heatmap on ±DIFF_SCALE.
+    """
     a = values.detach().cpu().sum(dim=0).numpy()
     fig = go.Figure(
         go.Heatmap(
@@ -90,7 +98,14 @@ def signed_map_figure(values: torch.Tensor, title: str) -> go.Figure:
 
 
 def png_bytes(x: torch.Tensor) -> bytes:
-    """One image tensor (C, H, W) as PNG bytes, at its own size."""
+    """One image tensor (C, H, W) as PNG bytes, at its own size.
+
+    Args:
+        x: an image (C, H, W) in [0, 1].
+
+    Returns:
+        The PNG file's bytes.
+    """
     return _to_png(Image.fromarray(_uint8(_hw(x))))
 
 
@@ -99,7 +114,15 @@ def image_png(x: torch.Tensor, size: int = VIEW_SIZE) -> bytes:
 
     The explorer shows its images as PNGs rather than plotly heatmaps: a
     browser draws an <img> for almost nothing, which matters when ten people
-    use one server (see bench/bench_load.py)."""
+    use one server (see bench/bench_load.py).
+
+    Args:
+        x: an image (C, H, W) in [0, 1].
+        size: about how many pixels wide (a whole factor of the image's width).
+
+    Returns:
+        The PNG file's bytes.
+    """
     return _to_png(_enlarged(_uint8(_hw(x)), size))
 
 
@@ -107,14 +130,32 @@ def signed_map_png(
     values: torch.Tensor, scale: float | None = DIFF_SCALE, size: int = VIEW_SIZE
 ) -> bytes:
     """A signed map (difference, attribution) as a PNG: white at 0, full colour
-    at ±scale, or at ± its largest magnitude when scale is None."""
+    at ±scale, or at ± its largest magnitude when scale is None.
+
+    Args:
+        values: signed values (C, H, W), summed over channels.
+        scale: the value of full colour, or None for the largest magnitude.
+        size: about how many pixels wide.
+
+    Returns:
+        The PNG file's bytes.
+    """
     return _to_png(_enlarged(_uint8(_signed_rgb(values, scale)), size))
 
 
 def views_png(
     original: torch.Tensor, counterfactual: torch.Tensor, scale: int = 8
 ) -> bytes:
-    """The three views side by side (original | counterfactual | difference) as PNG."""
+    """The three views side by side (original | counterfactual | difference) as PNG.
+
+    Args:
+        original: the input (C, H, W).
+        counterfactual: the counterfactual (C, H, W).
+        scale: the enlargement factor.
+
+    Returns:
+        The PNG file's bytes.
+    """
     tiles = []
     diff = _signed_rgb(counterfactual - original)
     for a in (_hw(original), _hw(counterfactual), diff):
@@ -151,201 +192,3 @@ def _to_png(img: Image.Image) -> bytes:
     buf = io.BytesIO()
     img.save(buf, format="PNG", compress_level=1)  # fast; these images are small
     return buf.getvalue()
-
-
-def decision_map_figure(
-    axis: np.ndarray,
-    values: np.ndarray,
-    x: torch.Tensor,
-    y: torch.Tensor,
-    point: tuple[float, float],
-    radius: float | None,
-    title: str,
-) -> go.Figure:
-    """Level sets of f, the boundary, the data and one point's certified disc.
-
-    Every trace is named (the names show on hover) and the legend is hidden:
-    the title and the colour bar say what is what. The disc is drawn last, on
-    top of everything, around a small hollow marker, so even a small disc
-    stays visible.
-    """
-    limit = float(np.abs(values).max()) or 1.0
-    fig = go.Figure(
-        go.Contour(
-            x=axis,
-            y=axis,
-            z=values,
-            name="f (level sets)",
-            colorscale=DIFF_COLORS,
-            zmid=0,
-            zmin=-limit,
-            zmax=limit,
-            contours={"coloring": "heatmap", "showlines": True},
-            line={"width": 0.5},
-            colorbar={"thickness": 10, "title": "f"},
-            ncontours=24,
-            hovertemplate="x %{x:.2f}, y %{y:.2f}<br>f %{z:.3f}<extra></extra>",
-        )
-    )
-    fig.add_trace(
-        go.Contour(
-            x=axis,
-            y=axis,
-            z=values,
-            name="decision boundary (f = 0)",
-            contours={"start": 0, "end": 0, "coloring": "none"},
-            line={"width": 3, "color": "black"},
-            showscale=False,
-            hoverinfo="skip",
-        )
-    )
-    pts = x.numpy()
-    fig.add_trace(
-        go.Scatter(
-            x=pts[:, 0],
-            y=pts[:, 1],
-            name="training points",
-            mode="markers",
-            marker={
-                "size": 4,
-                "color": np.where(y.numpy() == 1, "#222222", "#ffffff"),
-                "line": {"width": 0.5, "color": "#555555"},
-            },
-            hoverinfo="skip",
-        )
-    )
-    fig.add_trace(
-        go.Scatter(
-            x=[point[0]],
-            y=[point[1]],
-            name="your point",
-            mode="markers",
-            marker={
-                "size": 7,
-                "color": UNCONSTRAINED,
-                "symbol": "circle-open",
-                "line": {"width": 2, "color": UNCONSTRAINED},
-            },
-            hovertemplate="your point (%{x:.2f}, %{y:.2f})<extra></extra>",
-        )
-    )
-    if radius is not None:
-        t = np.linspace(0, 2 * np.pi, 73)
-        fig.add_trace(
-            go.Scatter(
-                x=point[0] + radius * np.cos(t),
-                y=point[1] + radius * np.sin(t),
-                name="certified disc",
-                mode="lines",
-                fill="toself",
-                fillcolor="rgba(27, 158, 119, 0.35)",  # CERTIFIED, see-through
-                line={"color": CERTIFIED, "width": 2.5},
-                hovertemplate=f"certified disc: radius {radius:.3f}<extra></extra>",
-            )
-        )
-    fig.update_layout(showlegend=False)
-    # Square and exactly the data's square: the plot shrinks, not the range grows.
-    fig.update_xaxes(range=[axis[0], axis[-1]], scaleanchor="y", constrain="domain")
-    fig.update_yaxes(range=[axis[0], axis[-1]], constrain="domain")
-    return _layout(fig, title, height=420)
-
-
-def distance_figure(pairs: Sequence[tuple[str, np.ndarray, np.ndarray]]) -> go.Figure:
-    """|f(x)| against the distance to the boundary, one panel per network.
-
-    The dashed y = x line is where |f| is exactly the distance, i.e. where
-    the certificate |f| / L is exact; a 1-Lipschitz network stays below it.
-    The first panel (hKR) is linear; the others have logarithmic axes of
-    their own: an unconstrained network's |f| can be a hundred times the
-    distance, which on a linear axis flattens the y = x line to zero.
-    """
-    from plotly.subplots import make_subplots
-
-    titles = [
-        f"{name}: |f| ≤ distance (1-Lipschitz)"
-        if i == 0
-        else f"{name}: no bound (log scales)"
-        for i, (name, _, _) in enumerate(pairs)
-    ]
-    fig = make_subplots(
-        rows=1, cols=max(len(pairs), 1), subplot_titles=titles, horizontal_spacing=0.1
-    )
-    colors = (CERTIFIED, UNCONSTRAINED)
-    for col, ((name, dist, f), color) in enumerate(
-        zip(pairs, colors, strict=False), start=1
-    ):
-        log = col > 1
-        shown = np.isfinite(dist) & ((dist > 0) & (f > 0) if log else True)
-        dist, f = dist[shown], f[shown]
-        top = float(np.max(dist)) if dist.size else 1.0
-        low = float(np.min(dist)) if log and dist.size else 0.0
-        fig.add_trace(
-            go.Scatter(
-                x=dist,
-                y=f,
-                mode="markers",
-                name=name,
-                marker={"size": 5, "color": color, "opacity": 0.7},
-                hovertemplate=f"{name}<br>distance %{{x:.3f}}<br>|f| %{{y:.3f}}"
-                "<extra></extra>",
-            ),
-            row=1,
-            col=col,
-        )
-        fig.add_trace(
-            go.Scatter(
-                x=[low, top],
-                y=[low, top],
-                mode="lines",
-                name="|f| = distance (exact certificate)",
-                legendgroup="exact",
-                showlegend=col == 1,
-                line={"color": "black", "dash": "dash"},
-                hoverinfo="skip",
-            ),
-            row=1,
-            col=col,
-        )
-        axis = {"type": "log"} if log else {}
-        fig.update_xaxes(
-            title="distance to the decision boundary", row=1, col=col, **axis
-        )
-        fig.update_yaxes(title=f"|f(x)|, {name}", row=1, col=col, **axis)
-    fig.update_annotations(font_size=FONT_SIZE)
-    fig.update_layout(legend={"orientation": "h", "yanchor": "top", "y": -0.25, "x": 0})
-    fig = _layout(fig, "Is |f| a distance?", height=460)
-    fig.update_layout(margin={"l": 10, "r": 10, "t": 70, "b": 10})
-    return fig
-
-
-def certified_curve_figure(
-    certified: dict[str, float],
-    kind: str,
-    previous: Sequence[Mapping[str, Any]] = (),
-) -> go.Figure:
-    """Certified accuracy against ε from a model card's metrics, with the
-    curves of earlier versions of the model (dashed) when the card has them."""
-    fig = go.Figure()
-    for entry in previous:
-        curve = entry["certified_accuracy"]
-        fig.add_trace(
-            go.Scatter(
-                x=[float(k) for k in curve],
-                y=list(curve.values()),
-                mode="lines+markers",
-                line={"color": "#999999", "dash": "dash"},
-                name=str(entry["label"]),
-            )
-        )
-    fig.add_trace(
-        go.Scatter(
-            x=[float(k) for k in certified],
-            y=list(certified.values()),
-            mode="lines+markers",
-            line={"color": CERTIFIED},
-            name="this model" if previous else "certified",
-        )
-    )
-    fig.update_xaxes(title="ε (L2)")
-    fig.update_yaxes(title=f"certified {kind}", range=[0, 1.02])
-    return _layout(fig, f"Certified {kind} vs ε", height=320)
