@@ -9,161 +9,27 @@ through SVG <title> elements. Colours and titles match `views`.
 Each chart's drawing is about as wide as the column it is shown in at
 1280 × 720 (`WIDTH`, `NARROW`), so its text (`SIZE`, titles `TITLE_SIZE`) is
 at least 14 px on a projector, and labels sit in lanes and legends of their
-own, so no line or bar crosses them.
+own, so no line or bar crosses them. The frame, axes, text and markers they
+are drawn with are `dashboard.svg_draw`.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 from html import escape
 
 import torch
 
+from dashboard import svg_draw as draw
+from dashboard.svg_draw import CHAR_WIDTH as CHAR_WIDTH
+from dashboard.svg_draw import FONT as FONT
+from dashboard.svg_draw import GRID as GRID
+from dashboard.svg_draw import LINE, NARROW, SIZE, Frame, text_width
+from dashboard.svg_draw import TEXT as TEXT
+from dashboard.svg_draw import TITLE_SIZE as TITLE_SIZE
+from dashboard.svg_draw import WIDTH as WIDTH
+from dashboard.svg_draw import nice_ticks as nice_ticks
 from dashboard.views import CERTIFIED, NEUTRAL, UNCONSTRAINED
-
-WIDTH = 560  # drawing units across a full-width chart (a column of 540 px)
-NARROW = 280  # across a chart in half the result column (270 px)
-SIZE = 15  # every label, in drawing units: ≥ 14 px at 1280 × 720
-TITLE_SIZE = 17
-LINE = 22  # between the baselines of two lines of labels
-TEXT = "#31333F"  # Streamlit's text colour
-GRID = "#e6e6e6"
-FONT = 'font-family="sans-serif"'
-
-
-def nice_ticks(lo: float, hi: float, n: int = 5) -> list[float]:
-    """Round tick values (1, 2 or 5 × 10^k apart) covering [lo, hi]."""
-    span = max(hi - lo, 1e-9)
-    raw = span / n
-    power = 10 ** math.floor(math.log10(raw))
-    step = next(m * power for m in (1, 2, 5, 10) if m * power >= raw)
-    first = math.ceil(lo / step - 1e-9)
-    return [round(k * step, 10) for k in range(first, math.floor(hi / step + 1e-9) + 1)]
-
-
-@dataclass
-class Frame:
-    """A plot area: data ranges mapped onto SVG pixels (y grows downwards)."""
-
-    x0: float
-    x1: float
-    y0: float
-    y1: float
-    height: int
-    width: int = WIDTH
-    left: int = 56
-    right: int = 12
-    top: int = 34
-    bottom: int = 48
-
-    def x(self, v: float) -> float:
-        span = self.width - self.left - self.right
-        return self.left + (v - self.x0) / (self.x1 - self.x0) * span
-
-    def y(self, v: float) -> float:
-        span = self.height - self.top - self.bottom
-        return self.top + (self.y1 - v) / (self.y1 - self.y0) * span
-
-    @property
-    def floor(self) -> float:
-        return self.height - self.bottom
-
-    @property
-    def end(self) -> float:
-        """The right edge of the plot area."""
-        return self.width - self.right
-
-
-def _text(
-    x: float, y: float, s: str, size: int = SIZE, anchor: str = "middle", **kw
-) -> str:
-    extra = "".join(f' {k.replace("_", "-")}="{v}"' for k, v in kw.items())
-    return (
-        f'<text x="{x:.1f}" y="{y:.1f}" font-size="{size}" text-anchor="{anchor}" '
-        f'fill="{TEXT}"{extra}>{escape(s)}</text>'
-    )
-
-
-def _line(x1: float, y1: float, x2: float, y2: float, color: str, width=1, **kw) -> str:
-    extra = "".join(f' {k.replace("_", "-")}="{v}"' for k, v in kw.items())
-    return (
-        f'<line x1="{x1:.1f}" y1="{y1:.1f}" x2="{x2:.1f}" y2="{y2:.1f}" '
-        f'stroke="{color}" stroke-width="{width}"{extra}/>'
-    )
-
-
-def _svg(title: str, f: Frame, body: list[str]) -> str:
-    return (
-        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {f.width} {f.height}" '
-        'width="100%" role="img" '
-        f'aria-label="{escape(title)}" {FONT}>'
-        f"<title>{escape(title)}</title>"
-        + _text(4, 20, title, size=TITLE_SIZE, anchor="start", font_weight="bold")
-        + "".join(body)
-        + "</svg>"
-    )
-
-
-def _x_axis(f: Frame, title: str) -> list[str]:
-    out = [_line(f.left, f.floor, f.end, f.floor, TEXT)]
-    for t in nice_ticks(f.x0, f.x1, 4):
-        out.append(_line(f.x(t), f.floor, f.x(t), f.floor + 4, TEXT))
-        out.append(_text(f.x(t), f.floor + 19, f"{t:g}"))
-    out.append(_text((f.left + f.end) / 2, f.floor + 19 + LINE, title))
-    return out
-
-
-def _y_grid(f: Frame, title: str | None = None, grid: bool = True) -> list[str]:
-    """The y ticks and their values, with grid lines across the plot (or, where
-    labels sit inside the plot, only short ticks that cross none)."""
-    out = [] if grid else [_line(f.left, f.top, f.left, f.floor, TEXT)]
-    for t in nice_ticks(f.y0, f.y1, 4):
-        y = f.y(t)
-        out.append(
-            _line(f.left, y, f.end, y, GRID)
-            if grid
-            else _line(f.left - 4, y, f.left, y, TEXT)
-        )
-        out.append(_text(f.left - 6, y + 5, f"{t:g}", anchor="end"))
-    if title:
-        mid = (f.top + f.floor) / 2
-        out.append(_text(14, mid, title, transform=f"rotate(-90 14 {mid:.1f})"))
-    return out
-
-
-def _legend(f: Frame, items: Sequence[tuple[str, str, str]], y: float) -> list[str]:
-    """Entries (label, colour, "box" | "line" | "dash") right-aligned at height y."""
-    out, x = [], f.width - 4
-    for label, color, kind in reversed(items):
-        x -= text_width(label, SIZE) + 30
-        if kind == "box":
-            out.append(
-                f'<rect x="{x:.1f}" y="{y - 11:.1f}" width="12" height="12" '
-                f'fill="{color}"/>'
-            )
-        else:
-            dash = {"stroke_dasharray": "5 3"} if kind == "dash" else {}
-            out.append(_line(x, y - 5, x + 16, y - 5, color, 2, **dash))
-        out.append(_text(x + 20, y, label, anchor="start"))
-    return out
-
-
-CHAR_WIDTH = 0.6  # a sans-serif character's width, in font sizes (an upper estimate)
-
-
-def text_width(s: str, size: float) -> float:
-    """About how wide `s` is drawn at `size` (slightly more, to be safe)."""
-    return CHAR_WIDTH * size * len(s)
-
-
-def _fit(name: str, room: float) -> str:
-    """A label that fits `room` drawing units at SIZE: shortened with "…" if need be."""
-    if text_width(name, SIZE) <= room:
-        return name
-    keep = max(1, int(room / (CHAR_WIDTH * SIZE)) - 1)
-    return name[:keep] + "…"
 
 
 def scores_chart(
@@ -210,7 +76,7 @@ def scores_chart(
         left=left,
         right=right,
     )
-    body = _y_grid(f, grid=False)  # value labels sit where grid lines would be
+    body = draw.y_grid(f, grid=False)  # value labels sit where grid lines would be
     for i, name in enumerate(names):
         centre = f.x(i + 0.5)
         for j, (series, v, color) in enumerate(
@@ -225,13 +91,13 @@ def scores_chart(
             )
             if labelled:
                 ty = y_top - 4 if v >= 0 else y_bottom + SIZE + 2
-                body.append(_text(x + (bar - 1) / 2, ty, f"{v:+.2f}"))
-        body.append(_text(centre, f.floor + 19, _fit(name, group - 2)))
-    body.append(_line(f.left, f.y(0), f.end, f.y(0), "black"))
-    body += _legend(
+                body.append(draw.text(x + (bar - 1) / 2, ty, f"{v:+.2f}"))
+        body.append(draw.text(centre, f.floor + 19, draw.fit(name, group - 2)))
+    body.append(draw.line(f.left, f.y(0), f.end, f.y(0), "black"))
+    body += draw.legend(
         f, [("original", NEUTRAL, "box"), ("counterfactual", UNCONSTRAINED, "box")], 44
     )
-    return _svg("Scores before and after", f, body)
+    return draw.svg("Scores before and after", f, body)
 
 
 def certificate_chart(
@@ -271,14 +137,16 @@ def certificate_chart(
             f'height="{plot}" fill="{CERTIFIED}" fill-opacity="0.35">'
             f"<title>certified radius {radius:.4f}</title></rect>"
         )
-        body.append(_line(r, f.top, r, f.floor, CERTIFIED, 3))
+        body.append(draw.line(r, f.top, r, f.floor, CERTIFIED, 3))
     mid = f.top + plot / 2
-    body.append(_cross(f.x(distance), mid, f"L2 size of the change: {distance:.4f}"))
+    body.append(
+        draw.cross(f.x(distance), mid, f"L2 size of the change: {distance:.4f}")
+    )
     if flipped and overshoot > 0.05 and smallest is not None:
         body.append(
-            _diamond(f.x(smallest), mid, f"smallest flip found: {smallest:.4f}")
+            draw.diamond(f.x(smallest), mid, f"smallest flip found: {smallest:.4f}")
         )
-    body += _x_axis(f, "L2 distance from the input")
+    body += draw.x_axis(f, "L2 distance from the input")
     y = f.floor + axis + LINE - 4
     for label, mark in lanes:
         x = 4
@@ -288,31 +156,14 @@ def certificate_chart(
                 f'fill="{CERTIFIED}" fill-opacity="0.6"/>'
             )
         elif mark == "cross":
-            body.append(_cross(x + 7, y - 5, label))
+            body.append(draw.cross(x + 7, y - 5, label))
         else:
-            body.append(_diamond(x + 7, y - 5, label))
-        body.append(_text(x + 20, y, _fit(label, f.width - x - 22), anchor="start"))
+            body.append(draw.diamond(x + 7, y - 5, label))
+        body.append(
+            draw.text(x + 20, y, draw.fit(label, f.width - x - 22), anchor="start")
+        )
         y += LINE
-    return _svg("Certificate vs the change", f, body)
-
-
-def _cross(x: float, y: float, tip: str, s: float = 6) -> str:
-    """An ×, the change's marker, with its value on hover."""
-    return (
-        f'<g stroke="{UNCONSTRAINED}" stroke-width="3"><title>{escape(tip)}</title>'
-        + _line(x - s, y - s, x + s, y + s, UNCONSTRAINED, 3)
-        + _line(x - s, y + s, x + s, y - s, UNCONSTRAINED, 3)
-        + "</g>"
-    )
-
-
-def _diamond(x: float, y: float, tip: str, s: float = 7) -> str:
-    """A diamond, the smallest flip's marker, with its value on hover."""
-    return (
-        f'<polygon points="{x:.1f},{y - s:.1f} {x + s:.1f},{y:.1f} {x:.1f},'
-        f'{y + s:.1f} {x - s:.1f},{y:.1f}" fill="{NEUTRAL}">'
-        f"<title>{escape(tip)}</title></polygon>"
-    )
+    return draw.svg("Certificate vs the change", f, body)
 
 
 def path_chart(path: dict[str, torch.Tensor], label: str) -> str:
@@ -329,8 +180,8 @@ def path_chart(path: dict[str, torch.Tensor], label: str) -> str:
     lo, hi = min(ys), max(ys)
     pad = 0.08 * max(hi - lo, 1e-6)
     f = Frame(0, x1, lo - pad, hi + pad, height=340, top=56, bottom=60, left=64)
-    body = _y_grid(f, "decision margin")
-    body.append(_line(f.left, f.y(0), f.end, f.y(0), "black"))
+    body = draw.y_grid(f, "decision margin")
+    body.append(draw.line(f.left, f.y(0), f.end, f.y(0), "black"))
     if cone:
         (a, ma), (b, mb) = cone
         body.append(
@@ -349,10 +200,10 @@ def path_chart(path: dict[str, torch.Tensor], label: str) -> str:
             f'<circle cx="{f.x(x):.1f}" cy="{f.y(y):.1f}" r="4" fill="{UNCONSTRAINED}">'
             f"<title>distance {x:.3f}, margin {y:.3f}</title></circle>"
         )
-    body += _x_axis(f, "L2 distance from the input")
+    body += draw.x_axis(f, "L2 distance from the input")
     legend = [(f"{label} margin", UNCONSTRAINED, "line")]
     if cone:
         legend.append(("Lipschitz cone", CERTIFIED, "dash"))
     legend.append(("decision boundary", "black", "line"))
-    body += _legend(f, legend, 46)
-    return _svg("The path: margin vs distance", f, body)
+    body += draw.legend(f, legend, 46)
+    return draw.svg("The path: margin vs distance", f, body)
