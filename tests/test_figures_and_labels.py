@@ -1,5 +1,6 @@
-"""Rough edges a first-time user hit: the playground's figures and defaults, the
-model card's tables, the SVG charts' labels and the "moustache" spelling."""
+"""Figures, tables and labels as a first-time user reads them: the playground's
+figures and defaults, the model card's tables, the SVG charts' labels and the
+"moustache" spelling (once rough edges such a user hit)."""
 
 from __future__ import annotations
 
