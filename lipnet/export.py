@@ -2,56 +2,19 @@
 
 from __future__ import annotations
 
-import copy
 import os
 from pathlib import Path
 
-import torch
 from torch import nn
 
-from .layers import (
-    BlockOrthogonalConv2d,
-    Flatten,
-    InvertibleDownSampling,
-    LipschitzLayer,
-    OrthogonalConv2d,
-    eval_mode,
-)
+from .layers import eval_mode
+from .layers import protocol as P
 
 
 def _plain(layer: nn.Module) -> nn.Module:
-    """A parameter-for-parameter plain copy of one layer."""
-    if isinstance(layer, nn.Linear):
-        out = nn.Linear(
-            layer.in_features, layer.out_features, bias=layer.bias is not None
-        )
-    elif isinstance(layer, nn.Conv2d):
-        out = nn.Conv2d(
-            layer.in_channels,
-            layer.out_channels,
-            layer.kernel_size,
-            stride=layer.stride,
-            padding=layer.padding,
-            dilation=layer.dilation,
-            groups=layer.groups,
-            bias=layer.bias is not None,
-            padding_mode=layer.padding_mode,
-        )
-    elif isinstance(layer, OrthogonalConv2d | BlockOrthogonalConv2d):
-        return layer.plain_conv()
-    elif isinstance(layer, Flatten):
-        return nn.Flatten()
-    elif isinstance(layer, InvertibleDownSampling):
-        return nn.PixelUnshuffle(layer.downscale_factor)
-    else:
-        if any(True for _ in layer.parameters()) and isinstance(layer, LipschitzLayer):
-            raise TypeError(f"cannot export {type(layer).__name__}")
-        return copy.deepcopy(layer)
-    with torch.no_grad():
-        out.weight.copy_(layer.weight * getattr(layer, "k", 1.0))
-        if layer.bias is not None:
-            out.bias.copy_(layer.bias)
-    return out
+    """A parameter-for-parameter plain copy of one layer (the layer's own
+    `vanilla_export`, or `lipnet.layers.torch_layers` for a plain one)."""
+    return P.vanilla_export(layer)
 
 
 def vanilla_export(model: nn.Module) -> nn.Sequential:
@@ -61,7 +24,14 @@ def vanilla_export(model: nn.Module) -> nn.Sequential:
     weight (times k) baked in; parameter-free activations and poolings are
     kept as they are (they have nothing to constrain). Inference then costs
     exactly a plain network's forward pass, and the export needs no lipnet
-    parametrization to load.
+    parametrization to load. Each layer exports itself
+    (`LipschitzLayer.vanilla_export`).
+
+    Args:
+        model: a sequential model (or one layer).
+
+    Returns:
+        The plain nn.Sequential, in eval mode.
     """
     with eval_mode(model):
         layers = list(model) if isinstance(model, nn.Sequential) else [model]

@@ -14,7 +14,8 @@ import torch
 from torch import nn
 
 from .constraints import _CachedInEval
-from .layers import BlockOrthogonalConv2d, OrthogonalConv2d, eval_mode
+from .layers import eval_mode
+from .layers.protocol import cache_snapshot
 
 
 def _constrained_weights(model: nn.Module) -> list[tuple[nn.Module, torch.Tensor]]:
@@ -35,32 +36,29 @@ def _constrained_weights(model: nn.Module) -> list[tuple[nn.Module, torch.Tensor
 def to_float64(model: nn.Module) -> nn.Module:
     """Convert `model` in place to float64, keeping its constrained weights as built.
 
-    Returns the model (in eval mode). Training it afterwards recomputes the
-    constraints in float64, as any `model.double()` would.
+    Training it afterwards recomputes the constraints in float64, as any
+    `model.double()` would. Weight constraints are kept here; a layer with a
+    cache of its own keeps it through `LipschitzLayer.cache_snapshot`.
+
+    Args:
+        model: a lipnet model (any nn.Module).
+
+    Returns:
+        The same model, in float64 and in eval mode.
     """
     model.eval()
     weights = _constrained_weights(model)
-    spectra = []
     with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, OrthogonalConv2d):
-                spectra.append((m, m.frequency_matrices()))
-        kernels = [
-            (m, m.kernel())
-            for m in model.modules()
-            if isinstance(m, BlockOrthogonalConv2d)
-        ]
+        snapshots = [cache_snapshot(m) for m in model.modules()]
     model.double()
     with torch.no_grad():
         for p, w in weights:
             parent_original = _original_of(model, p)
             p._cache = w.to(torch.float64)
             p._cache_key = p._key(parent_original)
-        for m, q in spectra:
-            key = (m.weight._version, m.scale._version, m.weight.data_ptr())
-            m._cache = (key, q.to(torch.complex128))
-        for m, kernel in kernels:
-            m.freeze(kernel)
+        for restore in snapshots:
+            if restore is not None:
+                restore()
     return model
 
 

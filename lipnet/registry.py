@@ -120,7 +120,6 @@ REGISTRY: dict[str, tuple[type[nn.Module], dict[str, Any]]] = {
     "Dropout": (nn.Dropout, {"p": float}),
     "PixelUnshuffle": (nn.PixelUnshuffle, {"downscale_factor": int}),
 }
-_NAMES = {cls: name for name, (cls, _) in REGISTRY.items()}
 
 
 def _plain_config(m: nn.Module) -> dict[str, Any]:
@@ -152,12 +151,22 @@ def _plain_config(m: nn.Module) -> dict[str, Any]:
 
 
 def layer_spec(m: nn.Module) -> dict[str, Any]:
-    """{"type": name, "args": {...}} for one layer of a registered type."""
+    """{"type": name, "args": {...}} for one layer of a registered type.
+
+    Args:
+        m: a layer whose class is in REGISTRY (read at every call, so an
+            entry added later counts).
+
+    Returns:
+        Its spec entry: the registry's name and the constructor arguments
+        (`LipschitzLayer.config`, or those of a plain torch layer).
+    """
     cls = parametrize.type_before_parametrizations(m)
-    if cls not in _NAMES:
+    names = {kind: name for name, (kind, _) in REGISTRY.items()}
+    if cls not in names:
         raise ModelFileError(f"layer type {cls.__name__} cannot be saved")
     args = m.config() if isinstance(m, L.LipschitzLayer) else _plain_config(m)
-    return {"type": _NAMES[cls], "args": args}
+    return {"type": names[cls], "args": args}
 
 
 def check_layer(i: int, entry: Any) -> None:

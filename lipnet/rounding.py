@@ -29,52 +29,13 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from .layers import (
-    BlockOrthogonalConv2d,
-    Flatten,
-    FullSort,
-    GroupSort,
-    InvertibleDownSampling,
-    MaxMin,
-    OrthogonalConv2d,
-    ScaledAvgPool2d,
-    ScaledL2NormPool2d,
-    eval_mode,
-)
+from .layers import eval_mode
+from .layers import protocol as P
+from .layers.base import LayerRounding
 
 SAFETY = 4.0
 OVERFLOW_MARGIN = 1e-6
 """A bound within this fraction of the largest float counts as an overflow."""
-
-_EXACT = (
-    nn.ReLU,
-    nn.Identity,
-    nn.Dropout,
-    nn.Flatten,
-    nn.PixelUnshuffle,
-    nn.MaxPool2d,
-    Flatten,
-    InvertibleDownSampling,
-    GroupSort,
-    FullSort,
-    MaxMin,
-)
-"""Layers that only select, reorder or compare values: they round nothing."""
-
-
-@dataclass(frozen=True)
-class LayerRounding:
-    """What one layer can add to the error, and how it carries the error it gets.
-
-    `lipschitz` carries incoming error; a layer rounds by at most
-    SAFETY·γ(`terms`)·(`gain`·‖h‖ + `offset`) on an input of norm ‖h‖, where
-    `gain` bounds ‖|A|‖₂ and `offset` is ‖layer(0)‖ (its bias as applied).
-    """
-
-    lipschitz: float
-    gain: float = 0.0
-    offset: float = 0.0
-    terms: int = 0
 
 
 @dataclass(frozen=True)
@@ -127,66 +88,18 @@ def layer_rounding(
 ) -> LayerRounding:
     """The rounding data of one layer for its input `x` (a zero batch of one).
 
-    Raises TypeError for a layer whose rounding is not modelled.
+    Args:
+        layer: a lipnet layer (its `LipschitzLayer.rounding`) or a plain
+            torch layer (`lipnet.layers.torch_layers.rounding`).
+        x: the zero input it receives, in the model's type.
+        lipschitz: its rigorous constant, how it carries incoming error.
+        last_per_neuron: unused (kept for callers).
+
+    Returns:
+        The layer's LayerRounding. Raises TypeError for a layer whose
+        rounding is not modelled.
     """
-    if isinstance(layer, _EXACT):
-        return LayerRounding(lipschitz)
-    if isinstance(layer, nn.LeakyReLU):
-        return LayerRounding(lipschitz, gain=1.0, terms=1)
-    with torch.no_grad():
-        offset = float(layer(torch.zeros_like(x)).double().norm()) * (1 + 1e-9)
-    if isinstance(layer, nn.Linear):
-        w = _weight(layer)
-        gain = _abs_norm(w)
-        return LayerRounding(lipschitz, gain, offset, layer.in_features + 1)
-    if isinstance(layer, OrthogonalConv2d):
-        with torch.no_grad():
-            kernel = layer.full_kernel().double().abs().sum(dim=(2, 3))
-        h, w = layer.input_size
-        stages = 2 * math.ceil(math.log2(h * w)) + 8
-        terms = layer.in_channels * h * w + 2 * layer.in_channels + stages
-        return LayerRounding(lipschitz, _abs_norm(kernel), offset, terms)
-    if isinstance(layer, BlockOrthogonalConv2d):
-        # Eval mode computes one circular conv with the composed kernel.
-        with torch.no_grad(), eval_mode(layer):
-            w = layer.kernel().detach().double().cpu()
-        terms = w.shape[1] * w.shape[2] * w.shape[3] + 1
-        return LayerRounding(
-            lipschitz, _abs_norm(w.abs().sum(dim=(2, 3))), offset, terms
-        )
-    if isinstance(layer, nn.Conv2d):
-        w = _weight(layer)
-        terms = w.shape[1] * w.shape[2] * w.shape[3] + 1
-        return LayerRounding(
-            lipschitz, _abs_norm(w.abs().sum(dim=(2, 3))), offset, terms
-        )
-    if isinstance(layer, nn.AvgPool2d | ScaledAvgPool2d):
-        k = layer.kernel_size
-        area = k * k if isinstance(k, int) else k[0] * k[1]
-        return LayerRounding(lipschitz, lipschitz, 0.0, area + 3)
-    if isinstance(layer, ScaledL2NormPool2d):
-        # sqrt(area·mean(x²) + eps): squares, a sum, two products, a sum, a root.
-        area = layer.kernel_size[0] * layer.kernel_size[1]
-        return LayerRounding(lipschitz, 1.0, offset, area + 6)
-    raise TypeError(f"no rounding model for layer {type(layer).__name__}")
-
-
-def _weight(layer: nn.Module) -> Tensor:
-    """The weight the layer multiplies by (constrained, times k), in float64."""
-    w = layer.scaled_weight() if hasattr(layer, "scaled_weight") else layer.weight
-    return w.detach().double().cpu()
-
-
-def _abs_norm(w: Tensor) -> float:
-    """A rigorous upper bound of ‖|W|‖₂ for a 2-D weight (rows = outputs).
-
-    The smaller of the Frobenius norm and √(‖|W|‖₁·‖|W|‖∞), both bounds of
-    the spectral norm, slightly raised for float64 rounding.
-    """
-    a = w.double().abs().reshape(w.shape[0], -1)
-    frobenius = float(a.norm())
-    holder = math.sqrt(float(a.sum(dim=0).max()) * float(a.sum(dim=1).max()))
-    return min(frobenius, holder) * (1 + 1e-9)
+    return P.rounding(layer, x, lipschitz)
 
 
 def rounding_profile(

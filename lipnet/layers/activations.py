@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .base import LipschitzLayer
+from .base import SelectingLayer
+from .cost import Budget, same_shape
 
 
 def group_sort(x: Tensor, group_size: int | None = None) -> Tensor:
@@ -32,7 +34,7 @@ def group_sort(x: Tensor, group_size: int | None = None) -> Tensor:
     return grouped.sort(dim=2)[0].reshape(x.shape)
 
 
-class GroupSort(nn.Module, LipschitzLayer):
+class GroupSort(nn.Module, SelectingLayer):
     """GroupSort activation (Anil et al., 2019) over channel groups of `group_size`."""
 
     def __init__(self, group_size: int = 2) -> None:
@@ -47,6 +49,20 @@ class GroupSort(nn.Module, LipschitzLayer):
     def config(self) -> dict[str, Any]:
         return {"group_size": self.group_size}
 
+    @classmethod
+    def build_cost(cls, args: Mapping[str, Any], x: Tensor, budget: Budget) -> Tensor:
+        """Free; the group size must divide the channels."""
+        group = cls._group_size(args)
+        if x.shape[1] % group:
+            raise ValueError(
+                f"{x.shape[1]} channels are not a multiple of the group size {group}"
+            )
+        return x
+
+    @staticmethod
+    def _group_size(args: Mapping[str, Any]) -> int:
+        return args.get("group_size", 2)
+
     def extra_repr(self) -> str:
         return f"group_size={self.group_size}"
 
@@ -60,8 +76,12 @@ class GroupSort2(GroupSort):
     def config(self) -> dict[str, Any]:
         return {}
 
+    @staticmethod
+    def _group_size(args: Mapping[str, Any]) -> int:
+        return 2
 
-class FullSort(nn.Module, LipschitzLayer):
+
+class FullSort(nn.Module, SelectingLayer):
     """Sort all channels: the most expressive GroupSort, a permutation per input."""
 
     def forward(self, x: Tensor) -> Tensor:
@@ -70,8 +90,13 @@ class FullSort(nn.Module, LipschitzLayer):
     def config(self) -> dict[str, Any]:
         return {}
 
+    @classmethod
+    def build_cost(cls, args: Mapping[str, Any], x: Tensor, budget: Budget) -> Tensor:
+        """Free; keeps the shape."""
+        return same_shape(args, x, budget)
 
-class MaxMin(nn.Module, LipschitzLayer):
+
+class MaxMin(nn.Module, SelectingLayer):
     """MaxMin (Blot et al., 2016): concat(relu(x), relu(−x)) doubles the channels.
 
     Norm preserving: ‖relu(x)‖² + ‖relu(−x)‖² = ‖x‖².
@@ -82,3 +107,8 @@ class MaxMin(nn.Module, LipschitzLayer):
 
     def config(self) -> dict[str, Any]:
         return {}
+
+    @classmethod
+    def build_cost(cls, args: Mapping[str, Any], x: Tensor, budget: Budget) -> Tensor:
+        """Free; doubles the channels."""
+        return torch.cat([x, x], dim=1)

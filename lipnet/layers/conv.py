@@ -2,18 +2,117 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils import parametrize
 
-from ..constraints import AOLRescale, ConvOperatorNorm
-from .base import LipschitzLayer
+from ..constraints import AOLRescale, ConvOperatorNorm, conv_operator_norm
+from .base import (
+    LayerRounding,
+    LipschitzLayer,
+    effective_weight,
+    kernel_rounding,
+    zero_offset,
+)
+from .cost import Budget, bjorck_flops, measure_conv, need_image
+from .cost import pair as _pair
 
 
-def _pair(v: int | Sequence[int]) -> tuple[int, int]:
-    return (int(v), int(v)) if isinstance(v, int) else (int(v[0]), int(v[1]))
+def conv_norm(layer: nn.Conv2d, size: tuple[int, ...]) -> float:
+    """An upper bound of a convolution's L2 operator norm at input `size`.
+
+    Args:
+        layer: an nn.Conv2d or a lipnet convolution (its constrained kernel
+            times k counts).
+        size: the input's (H, W).
+
+    Returns:
+        The exact norm of the circular convolution on the smallest torus that
+        embeds the zero-padded one (`conv_operator_norm`, in float64).
+    """
+    if layer.groups != 1 or layer.dilation != (1, 1):
+        raise TypeError("no exact norm for grouped or dilated convolutions")
+    return float(
+        conv_operator_norm(
+            effective_weight(layer),
+            size,
+            layer.stride[0],
+            layer.padding,
+            layer.padding_mode,
+        )
+    )
+
+
+def conv_rounding(layer: nn.Conv2d, x: Tensor, lipschitz: float) -> LayerRounding:
+    """A convolution's rounding: each output sums cin·kh·kw products and a bias."""
+    offset = zero_offset(layer, x)
+    return kernel_rounding(effective_weight(layer), lipschitz, offset)
+
+
+def conv_export(layer: nn.Conv2d) -> nn.Conv2d:
+    """A plain nn.Conv2d with the layer's kernel (times k) and bias."""
+    out = nn.Conv2d(
+        layer.in_channels,
+        layer.out_channels,
+        layer.kernel_size,
+        stride=layer.stride,
+        padding=layer.padding,
+        dilation=layer.dilation,
+        groups=layer.groups,
+        bias=layer.bias is not None,
+        padding_mode=layer.padding_mode,
+    )
+    with torch.no_grad():
+        out.weight.copy_(layer.weight * getattr(layer, "k", 1.0))
+        if layer.bias is not None:
+            out.bias.copy_(layer.bias)
+    return out
+
+
+def check_conv_padding(a: Mapping[str, Any], x: Tensor, same: bool) -> None:
+    """Raise ValueError unless `x` is an image and the padding is at most
+    kernel − 1 (`same`: the default padding is half the kernel, else 0)."""
+    need_image(x)
+    kh, kw = _pair(a["kernel_size"])
+    ph, pw = _pair(a.get("padding", (kh // 2, kw // 2) if same else (0, 0)))
+    if ph > kh - 1 or pw > kw - 1:
+        raise ValueError(f"padding ({ph}, {pw}) is larger than kernel_size − 1")
+
+
+def conv_cost(
+    a: Mapping[str, Any],
+    x: Tensor,
+    budget: Budget,
+    same: bool,
+    extra_parameters: int = 0,
+) -> Tensor:
+    """A convolution's output, its kernel, bias and rigorous bound added to `budget`.
+
+    Args:
+        a: its arguments (channels, kernel_size, padding, stride).
+        x: the meta input image.
+        budget: the running totals.
+        same: the default padding is half the kernel (lipnet convolutions),
+            else 0 (nn.Conv2d).
+        extra_parameters: buffers beyond the kernel and bias.
+
+    Returns:
+        The meta output.
+    """
+    check_conv_padding(a, x, same)
+    kh, kw = _pair(a["kernel_size"])
+    padding = _pair(a.get("padding", (kh // 2, kw // 2) if same else (0, 0)))
+    # The rigorous upper bound at load measures every convolution at its real size.
+    measure_conv(budget, a, tuple(x.shape[2:]))
+    weight = torch.empty(a["out_channels"], a["in_channels"], kh, kw, device="meta")
+    y = F.conv2d(x, weight, stride=a.get("stride", 1), padding=padding)
+    budget.parameters += weight.numel() + a["out_channels"] + extra_parameters
+    budget.forward_macs += weight.numel() * y.shape[2] * y.shape[3]
+    return y
 
 
 class _ConstrainedConv2d(nn.Conv2d, LipschitzLayer):
@@ -68,6 +167,23 @@ class _ConstrainedConv2d(nn.Conv2d, LipschitzLayer):
             "bias": self.bias is not None,
             "k": self.k,
         }
+
+    def operator_norm(self, input_size: tuple[int, ...], per_neuron: bool) -> float:
+        """The convolution's norm at its real input size (`conv_norm`)."""
+        return conv_norm(self, input_size)
+
+    def rounding(self, x: Tensor, lipschitz: float) -> LayerRounding:
+        """Sums of products and a bias (`conv_rounding`)."""
+        return conv_rounding(self, x, lipschitz)
+
+    def vanilla_export(self) -> nn.Module:
+        """A plain nn.Conv2d with the constrained kernel baked in."""
+        return conv_export(self)
+
+    @classmethod
+    def build_cost(cls, args: Mapping[str, Any], x: Tensor, budget: Budget) -> Tensor:
+        """A convolution's cost (`conv_cost`)."""
+        return conv_cost(args, x, budget, same=True)
 
 
 class SpectralConv2d(_ConstrainedConv2d):
@@ -137,6 +253,27 @@ class SpectralConv2d(_ConstrainedConv2d):
     def config(self) -> dict[str, Any]:
         return {**super().config(), "input_size": list(self.input_size)}
 
+    @classmethod
+    def build_cost(cls, args: Mapping[str, Any], x: Tensor, budget: Budget) -> Tensor:
+        """A convolution whose Björck kernel is normalized by its FFT norm at
+        `input_size`, which must hold the input (exactly, when circular)."""
+        check_conv_padding(args, x, same=True)
+        cin, cout = args["in_channels"], args["out_channels"]
+        kh, kw = _pair(args["kernel_size"])
+        h, w = x.shape[2:]
+        ih, iw = _pair(args["input_size"])
+        if args.get("padding_mode", "zeros") == "circular" and (h, w) != (ih, iw):
+            raise ValueError(
+                f"circular padding needs input_size {[h, w]}, not {[ih, iw]}"
+            )
+        if h > ih or w > iw:
+            raise ValueError(
+                f"input_size {[ih, iw]} is smaller than the input {[h, w]}"
+            )
+        measure_conv(budget, args, (ih, iw))
+        budget.build_flops += bjorck_flops(cout, cin * kh * kw)
+        return conv_cost(args, x, budget, same=True, extra_parameters=cin * kh * kw)
+
 
 class AOLConv2d(_ConstrainedConv2d):
     """Convolution with AOL rescaling (arXiv 2208.03160): strict, no iterations.
@@ -170,3 +307,15 @@ class AOLConv2d(_ConstrainedConv2d):
             k,
         )
         parametrize.register_parametrization(self, "weight", AOLRescale())
+
+    @classmethod
+    def build_cost(cls, args: Mapping[str, Any], x: Tensor, budget: Budget) -> Tensor:
+        """A convolution plus Σ|KᵀK| over offsets: the kernel convolved with
+        itself, unfolded."""
+        y = conv_cost(args, x, budget, same=True)
+        cin, cout = args["in_channels"], args["out_channels"]
+        kh, kw = _pair(args["kernel_size"])
+        offsets = (2 * kh - 1) * (2 * kw - 1)
+        budget.build_flops += 2 * cin * cin * cout * kh * kw * offsets
+        budget.temporary(4 * cin * cout * kh * kw * offsets)
+        return y

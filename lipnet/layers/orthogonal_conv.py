@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -11,8 +11,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..constraints import cayley
-from .base import LipschitzLayer
-from .conv import _pair
+from .base import LayerRounding, LipschitzLayer, abs_norm, eval_mode, zero_offset
+from .cost import Budget, grid_conv
+from .cost import pair as _pair
 
 FLOAT_MARGIN = 1e-5
 
@@ -161,6 +162,59 @@ class OrthogonalConv2d(nn.Module, LipschitzLayer):
             if self.bias is not None:
                 out.bias.copy_(self.bias)
         return out.to(self.weight.device)
+
+    def operator_norm(self, input_size: tuple[int, ...], per_neuron: bool) -> float:
+        """The largest singular value over the per-frequency matrices, times k."""
+        with torch.no_grad(), eval_mode(self):
+            q = self.frequency_matrices().to(torch.complex128).cpu()
+        gram = q @ q.mH if q.shape[-2] <= q.shape[-1] else q.mH @ q
+        top = torch.linalg.eigvalsh(gram)[:, -1].max().clamp_min(0).sqrt()
+        return float(top) * self.k
+
+    def rounding(self, x: Tensor, lipschitz: float) -> LayerRounding:
+        """Two FFTs and a product per frequency, bounded as a circular conv by
+        the impulse response, plus the FFTs' stages."""
+        offset = zero_offset(self, x)
+        with torch.no_grad():
+            kernel = self.full_kernel().double().abs().sum(dim=(2, 3))
+        h, w = self.input_size
+        stages = 2 * math.ceil(math.log2(h * w)) + 8
+        terms = self.in_channels * h * w + 2 * self.in_channels + stages
+        return LayerRounding(lipschitz, abs_norm(kernel), offset, terms)
+
+    def vanilla_export(self) -> nn.Module:
+        """The circular nn.Conv2d of `plain_conv`."""
+        return self.plain_conv()
+
+    def cache_snapshot(self) -> Callable[[], None]:
+        """Keeps the per-frequency matrices float32 built, cast to complex128."""
+        with torch.no_grad():
+            q = self.frequency_matrices()
+
+        def restore() -> None:
+            key = (self.weight._version, self.scale._version, self.weight.data_ptr())
+            self._cache = (key, q.to(torch.complex128))
+
+        return restore
+
+    @classmethod
+    def build_cost(cls, args: Mapping[str, Any], x: Tensor, budget: Budget) -> Tensor:
+        """An FFT-domain orthogonal convolution: exactly `input_size`, one matrix
+        per frequency, each through a Cayley transform (an inverse of the
+        smaller side)."""
+        cin, cout, (kh, kw), (ih, iw) = grid_conv(args, x)
+        freqs = ih * (iw // 2 + 1)
+        small, large = min(cin, cout), max(cin, cout)
+        budget.spectrum(cout * cin * freqs)
+        budget.build_flops += 8 * freqs * (small**3 + 2 * large * small**2)
+        # The rounding profile's impulse response: the layer on cin impulses.
+        budget.build_flops += cin * (
+            8 * freqs * cin * cout + 20 * (cin + cout) * ih * iw
+        )
+        budget.temporary(16 * cout * cin * ih * iw)
+        budget.parameters += cout * cin * kh * kw + 1 + cout
+        budget.forward_macs += 4 * freqs * cin * cout + 10 * (cin + cout) * ih * iw
+        return torch.empty(1, cout, ih, iw, device="meta")
 
     def config(self) -> dict[str, Any]:
         return {

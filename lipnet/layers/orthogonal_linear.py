@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 from torch.nn.utils import parametrize
 
 from ..constraints import _CachedInEval
+from .cost import Budget, dense_cost
 from .linear import _ConstrainedLinear
 
 RIDGE = 1e-7
@@ -61,6 +65,15 @@ class OrthogonalLinear(_ConstrainedLinear):
     ) -> None:
         super().__init__(in_features, out_features, bias, k)
         parametrize.register_parametrization(self, "weight", CholeskyOrthonormal())
+
+    @classmethod
+    def build_cost(cls, args: Mapping[str, Any], x: Tensor, budget: Budget) -> Tensor:
+        """A dense layer plus a Gram matrix, its Cholesky factor and a solve."""
+        n_in, n_out = args["in_features"], args["out_features"]
+        small = min(n_in, n_out)
+        y = dense_cost(args, x, budget)
+        budget.build_flops += 4 * n_in * n_out * small + small**3
+        return y
 
     def forward(self, x: Tensor) -> Tensor:
         if not self.training:
