@@ -10,8 +10,7 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard import eps_units
-from lipnet.attacks import ATTACKS, METHOD_LABELS
-from lipnet.attacks.records import View
+from lipnet.attacks import ATTACKS, METHOD_LABELS, View
 
 
 def certificate_metrics(v: dict, overshoot: float = 0.0) -> None:

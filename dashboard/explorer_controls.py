@@ -11,31 +11,34 @@ while the result used the kept value.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import streamlit as st
 
 from dashboard import eps_units
-from lipnet.attacks import METHOD_LABELS
+from lipnet.attacks import ATTACKS, METHOD_LABELS, Param, View
 
-DEFAULTS: dict[str, object] = {
+ANY = "any other class"
+COMMON_DEFAULTS: dict[str, object] = {
     "method": "transport",
     "norm": "l2",
     "eps_scale": 1.2,
     "eps_l2": 1.5,
     "eps_linf": 0.1,
-    "pgd_steps": 50,
-    "restarts": 1,
-    "overshoot": 1.0,
-    "step_size": 1.0,
-    "fmn_steps": 100,
-    "eps_max": 5.0,
-    "search": 6,
-    "search_pgd": 20,
     "box": True,
-    "target": "any other class",
+    "target": ANY,
 }
-ANY = "any other class"
+"""The widgets every method shares (method, budget, box, target) at their start."""
+
+
+def _defaults() -> dict[str, object]:
+    """The shared widgets' defaults, then each attack parameter's (its record's)."""
+    params = {p.key: p.default for a in ATTACKS.values() for p in a.params}
+    return {**COMMON_DEFAULTS, **params}
+
+
+DEFAULTS: Mapping[str, object] = View(_defaults)
+"""Every method widget's starting value (live: follows `lipnet.attacks.ATTACKS`)."""
 VIEW_DEFAULTS: dict[str, object] = {"amplify": 1, "morph": 100, "hover": False}
 """The result views' widgets (amplification, morph, hover) at their start."""
 KEPT = ("source", "gallery_index", "builtin_digit", "attribution")
@@ -55,11 +58,21 @@ def keep_values() -> None:
 def pick_method(classes: Sequence[str], radius: float | None, predicted: int) -> dict:
     """The method widgets; returns the method name and its parameters as a dict.
 
-    `radius` (the input's certified radius, None without a certificate)
-    scales the default L2 budget of FGSM/PGD to 1.2 × r, so the first click
-    shows whether a budget just past the certificate flips the decision.
-    `predicted` is left out of the target classes: aiming at the class the
-    input already has is no attack.
+    One pill per record of `lipnet.attacks.ATTACKS`; the chosen attack's
+    parameters are drawn from its record. `radius` (the input's certified
+    radius, None without a certificate) scales the default L2 budget of a
+    budget attack (FGSM, PGD) to 1.2 × r, so the first click shows whether a
+    budget just past the certificate flips the decision. `predicted` is left
+    out of the target classes: aiming at the class the input already has is
+    no attack.
+
+    Args:
+        classes: the model's class names.
+        radius: the input's certified radius, or None.
+        predicted: the index of the class the model gives the input.
+
+    Returns:
+        {"method": name, **the method's parameters, "box": ..., "target": ...}.
     """
     method = st.pills(
         "Method",
@@ -70,35 +83,11 @@ def pick_method(classes: Sequence[str], radius: float | None, predicted: int) ->
         wrap=True,  # every method in sight: one click runs it
     )
     params: dict = {"method": method}
-    if method in ("fgsm", "pgd"):
+    attack = ATTACKS[method]
+    if attack.takes_eps:
         params.update(_budget(radius))
-    if method == "pgd":
-        params["steps"] = st.slider("Steps", 5, 200, key="pgd_steps")
-        params["restarts"] = st.slider("Restarts", 1, 5, key="restarts")
-    if method in ("transport", "deepfool"):
-        params["overshoot"] = st.slider(
-            "Overshoot (× the initial margin, past the boundary)",
-            0.0,
-            5.0,
-            step=0.01,
-            key="overshoot",
-            help="0 stops on the decision boundary (the smallest flip); 1, the "
-            "default, goes as far past it as the input was before it, so the new "
-            "class is as clear as the old one and the change is visible.",
-        )
-    if method == "transport":
-        params["step_size"] = st.slider(
-            "Step size (1 = one Newton step; smaller = smooth gradient flow)",
-            0.1,
-            1.0,
-            key="step_size",
-        )
-    if method == "fmn":
-        params["steps"] = st.slider("Steps", 10, 300, key="fmn_steps")
-    if method == "pgd_search":
-        params["eps_max"] = st.number_input("Largest ε", 0.1, 50.0, key="eps_max")
-        params["search_steps"] = st.slider("Bisection steps", 2, 12, key="search")
-        params["pgd_steps"] = st.slider("PGD steps per ε", 5, 100, key="search_pgd")
+    for p in attack.params:
+        params[p.name] = _widget(p)
     params["box"] = st.checkbox("Keep pixels in [0, 1]", key="box")
     if len(classes) > 2:
         others = [c for i, c in enumerate(classes) if i != predicted]
@@ -108,6 +97,15 @@ def pick_method(classes: Sequence[str], radius: float | None, predicted: int) ->
         if target != ANY:
             params["target"] = classes.index(target)
     return params
+
+
+def _widget(p: Param) -> int | float:
+    """One attack parameter's widget, as its record describes it."""
+    if p.widget == "number":
+        return st.number_input(
+            p.label, p.low, p.high, step=p.step, key=p.key, help=p.help
+        )
+    return st.slider(p.label, p.low, p.high, step=p.step, key=p.key, help=p.help)
 
 
 def _budget(radius: float | None) -> dict:

@@ -19,7 +19,7 @@ import streamlit as st
 from dashboard import eps_units
 from dashboard.explorer_controls import DEFAULTS, VIEW_DEFAULTS
 from lipnet import compare, zoo
-from lipnet.attacks import METHOD_LABELS
+from lipnet.attacks import ATTACKS, Param, View
 
 SOURCES = {
     "test": "Test image",
@@ -107,34 +107,60 @@ def _label(text: str) -> str:
     return text
 
 
-# query key -> (session key, parser); ranges match the widgets'.
-FIELDS: dict[str, tuple[str, Callable[[str], object]]] = {
-    "input": ("source", _choice(SOURCES)),
-    "i": ("gallery_index", _integer(0, 999)),
-    "digit": ("builtin_digit", _digit),
-    "method": ("method", _choice({m: m for m in METHOD_LABELS})),
-    "norm": ("norm", _choice({"l2": "l2", "linf": "linf"})),
-    "eps_r": ("eps_scale", _number(0.1, 5.0)),
-    "eps": ("eps_l2", _eps(0.001, 50.0)),
-    "eps_inf": ("eps_linf", _eps(0.001, 50.0)),
-    "steps": ("pgd_steps", _integer(5, 200)),
-    "restarts": ("restarts", _integer(1, 5)),
-    "overshoot": ("overshoot", _number(0.0, 5.0)),
-    "step": ("step_size", _number(0.1, 1.0)),
-    "fmn": ("fmn_steps", _integer(10, 300)),
-    "eps_max": ("eps_max", _eps(0.1, 50.0)),
-    "search": ("search", _integer(2, 12)),
-    "search_pgd": ("search_pgd", _integer(5, 100)),
-    "box": ("box", _boolean),
-    "target": ("target", _label),
-    "amp": ("amplify", _integer(1, 10)),
-    # the compare page's own values
-    "cmp": ("compare_models", _models),
-    "cmp_n": ("compare_n", _integer(2, 200)),
-    "cmp_eps": ("compare_eps", _eps_text),
-    "cmp_i": ("compare_i", _integer(0, 199)),
-}
-_UNSHARED = {**DEFAULTS, **VIEW_DEFAULTS}
+def _method(text: str) -> str:
+    """A method named in `lipnet.attacks.ATTACKS`."""
+    if text not in ATTACKS:
+        raise ValueError
+    return text
+
+
+def _param_parser(p: Param) -> Callable[[str], object]:
+    """The parser of one attack parameter: its record's kind and range."""
+    if p.eps:
+        return _eps(p.low, p.high)
+    if isinstance(p.low, int) and isinstance(p.high, int):
+        return _integer(p.low, p.high)
+    return _number(p.low, p.high)
+
+
+def _fields() -> dict[str, tuple[str, Callable[[str], object]]]:
+    """Every query key with its session key and parser, in the link's order.
+
+    The input, the method and the budget, then each attack parameter of
+    `lipnet.attacks.ATTACKS` (its record's `url`, `key` and range; a
+    parameter two attacks share counts once), then the views' and the
+    compare page's values.
+    """
+    fields: dict[str, tuple[str, Callable[[str], object]]] = {
+        "input": ("source", _choice(SOURCES)),
+        "i": ("gallery_index", _integer(0, 999)),
+        "digit": ("builtin_digit", _digit),
+        "method": ("method", _method),
+        "norm": ("norm", _choice({"l2": "l2", "linf": "linf"})),
+        "eps_r": ("eps_scale", _number(0.1, 5.0)),
+        "eps": ("eps_l2", _eps(0.001, 50.0)),
+        "eps_inf": ("eps_linf", _eps(0.001, 50.0)),
+    }
+    for attack in ATTACKS.values():
+        for p in attack.params:
+            fields.setdefault(p.url, (p.key, _param_parser(p)))
+    return {
+        **fields,
+        "box": ("box", _boolean),
+        "target": ("target", _label),
+        "amp": ("amplify", _integer(1, 10)),
+        # the compare page's own values
+        "cmp": ("compare_models", _models),
+        "cmp_n": ("compare_n", _integer(2, 200)),
+        "cmp_eps": ("compare_eps", _eps_text),
+        "cmp_i": ("compare_i", _integer(0, 199)),
+    }
+
+
+FIELDS: Mapping[str, tuple[str, Callable[[str], object]]] = View(_fields)
+"""Query key -> (session key, parser); ranges match the widgets' (live: follows
+`lipnet.attacks.ATTACKS`)."""
+_UNSHARED = View(lambda: {**DEFAULTS, **VIEW_DEFAULTS})
 """Values left out of a link because they are the starting ones anyway."""
 _INPUT_OF = {"i": SOURCES["test"], "digit": SOURCES["digit"]}
 """Values that belong to one input only, and are in a link only with it."""
@@ -175,9 +201,10 @@ def current(model_key: str) -> dict[str, str]:
     if model_key.startswith("upload:") or source not in codes:
         return {}
     query = {"model": model_key, "input": codes[source]}
-    for key, (session_key, _) in FIELDS.items():
+    unshared = dict(_UNSHARED)
+    for key, (session_key, _) in _fields().items():
         value = st.session_state.get(session_key)
-        if key == "input" or value is None or value == _UNSHARED.get(session_key):
+        if key == "input" or value is None or value == unshared.get(session_key):
             continue
         if _INPUT_OF.get(key, source) != source:  # e.g. a test image's index
             continue

@@ -15,7 +15,7 @@ from streamlit.runtime.scriptrunner import get_script_run_ctx
 from dashboard import state, svg_charts, views
 from dashboard.work_queue import HEAVY
 from lipnet import ood
-from lipnet.attacks import AttackResult, counterfactual
+from lipnet.attacks import ATTACKS, AttackResult, counterfactual
 from lipnet.attacks.common import margin, predictions
 from lipnet.attacks.measure import nearest_of_class
 from lipnet.certify import NoCertificateError, certified_radius
@@ -30,11 +30,13 @@ NEAREST_POOL = 500
 def run_attack(key: str, x: np.ndarray, method: str, params: tuple) -> AttackResult:
     """One cached attack: reruns with the same model, input and parameters are free.
 
-    Every method but the transport counterfactual (milliseconds) takes its turn
-    in the shared work queue; the explorer's spinner shows while it waits.
+    Every method but the quick ones (the transport counterfactual, in
+    milliseconds: `Attack.quick`) takes its turn in the shared work queue; the
+    explorer's spinner shows while it waits.
     """
     model = state.model_by_key(key)
-    if method == "transport":
+    attack = ATTACKS.get(method)
+    if attack is not None and attack.quick:
         return counterfactual(model, torch.from_numpy(x), method, **dict(params))
     ctx = get_script_run_ctx()
     with HEAVY.slot(ctx.session_id if ctx is not None else "explorer"):

@@ -5,20 +5,48 @@ from __future__ import annotations
 import pytest
 import torch
 
-from lipnet.attacks import METHODS, AttackError, counterfactual
+from lipnet.attacks import ATTACKS, METHODS, Attack, AttackError, counterfactual
 
 N = 300
-MINIMAL = {
-    "fmn": {"steps": 100},
-    "pgd_search": {"eps_max": 4.0, "search_steps": 8, "pgd_steps": 20},
-}
-ALL = {
-    "transport": {},
-    "deepfool": {},
-    "fgsm": {"eps": 3.0},
-    "pgd": {"eps": 3.0, "steps": 30, "restarts": 2},
-    **MINIMAL,
-}
+ALL = {name: dict(attack.test_params) for name, attack in ATTACKS.items()}
+"""Every attack's record, with the parameters the generic tests run it with."""
+
+
+def check_record(attack: Attack) -> None:
+    """An attack's record agrees with its function and with the explorer's rules."""
+    arguments = attack.arguments()
+    assert {"box"} <= arguments
+    assert set(attack.positive) <= arguments
+    assert set(attack.test_params) <= arguments
+    assert attack.takes_eps == ({"eps", "norm"} <= arguments)
+    for p in attack.params:
+        assert p.name in arguments
+        assert p.low <= p.default <= p.high
+        assert p.widget in ("slider", "number")
+
+
+def check_no_attack_beats_the_certificate(model, x, method: str, box: bool) -> None:
+    """Run `method` with its test parameters: no success below the radius."""
+    result = counterfactual(model, x, method, box=box, **ATTACKS[method].test_params)
+    ok = result.success
+    assert ok.any()
+    slack = result.l2[ok] - result.certified_radius[ok]
+    assert slack.min() >= -1e-4
+    if box:
+        assert result.x_adv.min() >= 0 and result.x_adv.max() <= 1
+
+
+@pytest.mark.parametrize("method", list(ATTACKS))
+def test_every_record_matches_its_function(method):
+    check_record(ATTACKS[method])
+
+
+def test_records_share_a_widget_or_link_key_only_for_one_parameter():
+    by_key, by_url = {}, {}
+    for attack in ATTACKS.values():
+        for p in attack.params:
+            assert by_key.setdefault(p.key, p) == p
+            assert by_url.setdefault(p.url, p) == p
 
 
 @pytest.mark.parametrize("method", list(ALL))
@@ -26,14 +54,7 @@ ALL = {
 def test_no_attack_beats_the_certificate_mnist08(load_model, mnist08_test, method, box):
     """Hundreds of test images: no successful perturbation below the radius."""
     model = load_model("mnist08-hkr")
-    x = mnist08_test[0][:N]
-    result = counterfactual(model, x, method, box=box, **ALL[method])
-    ok = result.success
-    assert ok.any()
-    slack = result.l2[ok] - result.certified_radius[ok]
-    assert slack.min() >= -1e-4
-    if box:
-        assert result.x_adv.min() >= 0 and result.x_adv.max() <= 1
+    check_no_attack_beats_the_certificate(model, mnist08_test[0][:N], method, box)
 
 
 @pytest.mark.parametrize("method", ["transport", "deepfool", "fmn"])

@@ -10,9 +10,7 @@ measure a certificate's tightness).
 
 from __future__ import annotations
 
-import inspect
 import time
-from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -20,7 +18,6 @@ from torch import Tensor, nn
 
 from ..certify import NoCertificateError, certified_radius
 from ..layers import eval_mode
-from .boundary import deepfool, transport
 from .common import (
     AttackError,
     Tracker,
@@ -30,37 +27,20 @@ from .common import (
     flipped,
     predictions,
 )
-from .gradient import fgsm, pgd
-from .minimal import fmn, pgd_search
+from .records import ATTACKS, METHOD_LABELS, METHODS, Attack, Param, View
 from .result import AttackResult
 
-METHODS: dict[str, Callable[..., Tensor]] = {
-    "transport": transport,
-    "fgsm": fgsm,
-    "pgd": pgd,
-    "deepfool": deepfool,
-    "fmn": fmn,
-    "pgd_search": pgd_search,
-}
-METHOD_LABELS = {
-    "transport": "Transport counterfactual",
-    "fgsm": "FGSM",
-    "pgd": "PGD",
-    "deepfool": "DeepFool",
-    "fmn": "Minimal L2 (FMN)",
-    "pgd_search": "Minimal L2 (PGD + binary search)",
-}
-_POSITIVE = (
-    "eps",
-    "eps_max",
-    "step_size",
-    "steps",
-    "restarts",
-    "search_steps",
-    "pgd_steps",
-)
-
-__all__ = ["METHODS", "METHOD_LABELS", "AttackError", "AttackResult", "counterfactual"]
+__all__ = [
+    "ATTACKS",
+    "METHODS",
+    "METHOD_LABELS",
+    "Attack",
+    "AttackError",
+    "AttackResult",
+    "Param",
+    "View",
+    "counterfactual",
+]
 
 
 def counterfactual(
@@ -75,21 +55,34 @@ def counterfactual(
 
     Untargeted attacks flip the model's current decision; with `target`
     (multiclass only) they aim at that class. The trajectory is kept by
-    default for batches of up to 16 images. Raises AttackError for bad input.
+    default for batches of up to 16 images. The call is checked against the
+    method's record in `ATTACKS` (its arguments, which must be positive,
+    whether it needs eps).
+
+    Args:
+        model: a classifier (certified or not).
+        x: the input batch, pixels in [0, 1].
+        method: a name in `ATTACKS`.
+        target: a class to aim at (multiclass only), None for any other.
+        keep_trajectory: keep every step (default: for up to 16 images).
+        **params: the method's own arguments.
+
+    Returns:
+        An AttackResult. Raises AttackError for bad input.
     """
-    if method not in METHODS:
+    attack = ATTACKS.get(method)
+    if attack is None:
         raise AttackError(
-            f"unknown method {method!r}; choose from {', '.join(METHODS)}"
+            f"unknown method {method!r}; choose from {', '.join(ATTACKS)}"
         )
-    fn = METHODS[method]
-    allowed = set(inspect.signature(fn).parameters) - {"tracker", "x"}
+    allowed = attack.arguments()
     unknown = set(params) - allowed
     if unknown:
         raise AttackError(
             f"{method} takes no parameter {', '.join(sorted(unknown))}; "
             f"it takes {', '.join(sorted(allowed))}"
         )
-    for name in _POSITIVE:
+    for name in attack.positive:
         if name in params and params[name] is not None:
             value = params[name]
             if torch.is_tensor(value):
@@ -97,7 +90,7 @@ def counterfactual(
                     raise AttackError(f"{name} must be positive and finite")
             else:
                 check_positive(name, value)
-    if method in ("fgsm", "pgd"):
+    if attack.takes_eps:
         if "eps" not in params:
             raise AttackError(
                 f"{method} needs eps, the size of the perturbation budget"
@@ -114,7 +107,7 @@ def counterfactual(
         tgt = check_target(before, labels, target)
         keep = x.shape[0] <= 16 if keep_trajectory is None else keep_trajectory
         tracker = Tracker(model, labels, tgt, keep)
-        x_adv = fn(tracker, x, **params).detach()
+        x_adv = attack.function(tracker, x, **params).detach()
         with torch.no_grad():
             after = model(x_adv)
         tracker.record(x_adv, after)

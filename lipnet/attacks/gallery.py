@@ -8,6 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from . import counterfactual
+from .records import ATTACKS
 
 
 @dataclass
@@ -43,7 +44,9 @@ def counterfactual_grid(
         raise ValueError(
             f"expected a non-empty (N, C, H, W) batch, got {tuple(x.shape)}"
         )
-    kwargs = {"overshoot": overshoot} if method in ("transport", "deepfool") else {}
+    attack = ATTACKS.get(method)
+    takes = attack is not None and "overshoot" in attack.arguments()
+    kwargs = {"overshoot": overshoot} if takes else {}
     r = counterfactual(model, x, method, keep_trajectory=False, **kwargs)
     towards = torch.where(r.outputs_before[:, 0] > 0, -1.0, 1.0)
     signed = r.delta * towards[:, None, None, None]
