@@ -10,6 +10,7 @@ from dashboard import state
 from dashboard.card import (
     architecture,
     attacks,
+    attributes,
     bounds,
     changes,
     data,
@@ -26,6 +27,7 @@ SECTIONS = (
     bounds.render,  # declared constant, upper and lower bounds, rounding
     architecture.render,
     metrics.render,  # clean and certified accuracy
+    attributes.render,  # per attribute, for a multi-attribute model
     changes.render,  # what the model changes (counterfactual grid)
     quality.render,  # counterfactual quality (bench_counterfactuals)
     attacks.render,

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import streamlit as st
 
+from dashboard import state
 from lipnet.attributes import attribute_rows
 
 
-def attribute_table(spec: dict) -> None:
+def render(choice: state.Choice) -> None:
     """Every attribute's test numbers, when the card has them (else nothing)."""
-    rows = attribute_rows(spec.get("card", {}))
+    rows = attribute_rows(choice.spec.get("card", {}))
     if not rows:
         return
     st.subheader("Every attribute", anchor=False)

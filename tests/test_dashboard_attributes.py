@@ -1,0 +1,64 @@
+"""A multi-attribute face model in the dashboard: the attribute and the direction.
+
+`celeba-hkr` scores twelve attributes, each with its own 1-Lipschitz output.
+The sidebar picks one (`lipnet.attribute`), the explorer picks the direction
+("add a moustache" walks the test faces without one), and the card, the
+report and the compare page work on that attribute.
+"""
+
+from __future__ import annotations
+
+import pytest
+from streamlit.testing.v1 import AppTest
+from test_dashboard import APP, TIMEOUT, check, metrics, texts
+
+from lipnet import zoo
+
+MODEL = "celeba-hkr"
+pytestmark = pytest.mark.skipif(
+    MODEL not in zoo.list_models(), reason=f"assets/models/{MODEL} is not shipped"
+)
+
+
+@pytest.fixture(scope="module")
+def app() -> AppTest:
+    at = check(AppTest.from_file(str(APP), default_timeout=TIMEOUT).run())
+    check(at.selectbox(key="model_key").set_value(MODEL).run())
+    return at
+
+
+def test_the_sidebar_offers_every_attribute_and_the_explorer_a_direction(app):
+    picker = app.sidebar.selectbox(key="attribute")
+    assert picker.value == "Mustache" and len(picker.options) == 12
+    assert "wearing hat" in picker.options
+    direction = app.radio(key="direction")
+    assert direction.options == ["Add a moustache", "Remove the moustache"]
+    assert texts(app.subheader)[0] == "no moustache → moustache (flipped)"
+    assert float(metrics(app)["Certified radius r"]) > 0
+    check(picker.set_value("Eyeglasses").run())
+    check(app.radio(key="direction").set_value(0).run())
+    assert texts(app.subheader)[0] == "eyeglasses → no eyeglasses (flipped)"
+    assert app.radio(key="direction").options[1] == "Remove the eyeglasses"
+
+
+def test_a_face_already_on_the_chosen_side_gets_a_message(app):
+    check(app.selectbox(key="attribute").set_value("Smiling").run())
+    check(app.radio(key="direction").set_value(0).run())
+    check(app.radio(key="source").set_value("Grace Hopper (built-in face)").run())
+    said = " ".join(texts(app.info)) + " ".join(texts(app.subheader))
+    # Either the model sees her smiling and the smile goes, or it says why not.
+    assert "take the smile away" in said or "smiling → no smiling" in said
+    check(app.radio(key="source").set_value("Test image").run())
+
+
+def test_the_card_shows_every_attribute_and_compare_offers_the_old_model(app):
+    check(app.selectbox(key="attribute").set_value("Mustache").run())
+    app.switch_page("app_pages/model_card.py")
+    check(app.run())
+    assert "Every attribute" in texts(app.subheader)
+    (table,) = [d for d in app.dataframe if "attribute" in d.value.columns]
+    assert len(table.value) == 12 and "moustache" in set(table.value["attribute"])
+    app.switch_page("app_pages/compare.py")
+    check(app.run())
+    offered = app.multiselect(key="compare_models").options
+    assert "celeba-hkr@Mustache" in offered and "moustache-hkr" in offered
