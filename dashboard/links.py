@@ -1,6 +1,7 @@
 """Shareable links: the explorer's (and compare page's) state in the URL, validated.
 
-The model, the input (test image and its index, Grace Hopper, a built-in
+The model (with its attribute, for a multi-attribute model, and the
+direction), the input (test image and its index, Grace Hopper, a built-in
 digit), the method, its parameters and the target are written to the URL's
 query as the user works (`st.query_params`), so the address bar is always a
 link that reopens the same result. Uploaded images, the camera and drawings
@@ -18,8 +19,10 @@ import streamlit as st
 
 from dashboard import eps_units
 from dashboard.explorer_controls import DEFAULTS, VIEW_DEFAULTS
+from dashboard.state import ATTRIBUTE_MARK
 from lipnet import compare, zoo
 from lipnet.attacks import ATTACKS, Param, View
+from lipnet.attributes import MULTILABEL, readable
 
 SOURCES = {
     "test": "Test image",
@@ -77,15 +80,28 @@ def _eps_text(text: str) -> str:
     return text
 
 
+def _shipped(text: str) -> dict:
+    """The spec of a shipped model key, "name" or "name@Attribute" (one
+    attribute of a multi-attribute model, as a binary model); ValueError
+    for anything else."""
+    name, mark, attribute = text.partition(ATTRIBUTE_MARK)
+    shipped = zoo.list_models()
+    if name not in shipped:
+        raise ValueError
+    spec = zoo.read_spec(shipped[name])
+    if not mark:
+        return spec
+    if spec.get("task") != MULTILABEL or attribute not in spec["classes"]:
+        raise ValueError
+    return {**spec, "classes": [f"no {readable(attribute)}", readable(attribute)]}
+
+
 def _models(text: str) -> list[str]:
     """2–4 distinct shipped models of one task, comma-separated."""
     names = text.split(",")
-    shipped = zoo.list_models()
     if not 2 <= len(names) <= compare.MAX_MODELS or len(set(names)) != len(names):
         raise ValueError
-    if any(n not in shipped for n in names):
-        raise ValueError
-    specs = [zoo.read_spec(shipped[n]) for n in names]
+    specs = [_shipped(n) for n in names]
     if not all(compare.same_task(specs[0], s) for s in specs[1:]):
         raise ValueError
     return names
@@ -149,6 +165,7 @@ def _fields() -> dict[str, tuple[str, Callable[[str], object]]]:
         "box": ("box", _boolean),
         "target": ("target", _label),
         "amp": ("amplify", _integer(1, 10)),
+        "dir": ("direction", _integer(0, 1)),
         # the compare page's own values
         "cmp": ("compare_models", _models),
         "cmp_n": ("compare_n", _integer(2, 200)),
@@ -183,9 +200,11 @@ def apply_once() -> list[str]:
     for key, text in st.query_params.to_dict().items():
         try:
             if key == "model":
-                if text not in zoo.list_models():
-                    raise ValueError
-                st.session_state["model_key"] = text
+                _shipped(text)
+                name, _, attribute = text.partition(ATTRIBUTE_MARK)
+                st.session_state["model_key"] = name
+                if attribute:
+                    st.session_state["attribute"] = attribute
                 continue
             session_key, parse = FIELDS[key]
             st.session_state[session_key] = parse(text)
@@ -205,6 +224,8 @@ def current(model_key: str) -> dict[str, str]:
     for key, (session_key, _) in _fields().items():
         value = st.session_state.get(session_key)
         if key == "input" or value is None or value == unshared.get(session_key):
+            continue
+        if key == "dir" and ATTRIBUTE_MARK not in model_key:  # faces' attributes only
             continue
         if _INPUT_OF.get(key, source) != source:  # e.g. a test image's index
             continue

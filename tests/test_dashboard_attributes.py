@@ -62,3 +62,23 @@ def test_the_card_shows_every_attribute_and_compare_offers_the_old_model(app):
     check(app.run())
     offered = app.multiselect(key="compare_models").options
     assert "celeba-hkr@Mustache" in offered and "moustache-hkr" in offered
+
+
+def test_a_link_carries_the_attribute_and_the_direction():
+    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
+    at.query_params.update(
+        {"model": f"{MODEL}@Eyeglasses", "input": "test", "dir": "0"}
+    )
+    check(at.run())
+    assert at.selectbox(key="attribute").value == "Eyeglasses"
+    assert at.radio(key="direction").value == 0
+    assert texts(at.subheader)[0] == "eyeglasses → no eyeglasses (flipped)"
+    shared = dict(at.query_params)
+    assert shared["model"] == f"{MODEL}@Eyeglasses" and shared["dir"] == "0"
+    bad = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
+    bad.query_params.update({"model": f"{MODEL}@../../etc", "dir": "7"})
+    check(bad.run())
+    assert bad.selectbox(key="model_key").value != MODEL
+    assert "model" in " ".join(texts(bad.warning)) and "dir" in " ".join(
+        texts(bad.warning)
+    )
