@@ -1,4 +1,11 @@
-"""Lipschitz layers, each an nn.Module with a provable L2 Lipschitz bound."""
+"""Lipschitz layers, each an nn.Module with a provable L2 Lipschitz bound.
+
+Each layer describes itself to the library through the `LipschitzLayer`
+protocol (`base.py`: its bound, rounding, plain export and build cost);
+`protocol.py` is where the library asks, for plain torch layers too
+(`torch_layers.py`). A new layer is one file here plus its entry in
+`lipnet.registry.REGISTRY` (see docs/architecture.md).
+"""
 
 from .activations import FullSort, GroupSort, GroupSort2, MaxMin, group_sort
 from .base import LipschitzLayer, eval_mode
