@@ -95,33 +95,25 @@ def text(
     Returns:
         The SVG element.
     """
-    extra = "".join(f' {k.replace("_", "-")}="{v}"' for k, v in kw.items())
     return (
         f'<text x="{x:.1f}" y="{y:.1f}" font-size="{size}" text-anchor="{anchor}" '
-        f'fill="{TEXT}"{extra}>{escape(s)}</text>'
+        f'fill="{TEXT}"{_attributes(kw)}>{escape(s)}</text>'
     )
 
 
 def line(x1: float, y1: float, x2: float, y2: float, color: str, width=1, **kw) -> str:
-    """A `<line>` element from (x1, y1) to (x2, y2).
-
-    Args:
-        x1: start, in drawing units.
-        y1: start.
-        x2: end.
-        y2: end.
-        color: the stroke colour.
-        width: the stroke width.
-        **kw: more attributes (underscores become hyphens: stroke_dasharray).
-
-    Returns:
-        The SVG element.
-    """
-    extra = "".join(f' {k.replace("_", "-")}="{v}"' for k, v in kw.items())
+    """A `<line>` element from (x1, y1) to (x2, y2), in drawing units, of
+    `color` and `width`; `kw` as in `text` (stroke_dasharray: a dashed line).
+    Returns the SVG element."""
     return (
         f'<line x1="{x1:.1f}" y1="{y1:.1f}" x2="{x2:.1f}" y2="{y2:.1f}" '
-        f'stroke="{color}" stroke-width="{width}"{extra}/>'
+        f'stroke="{color}" stroke-width="{width}"{_attributes(kw)}/>'
     )
+
+
+def _attributes(kw: dict) -> str:
+    """More SVG attributes from keywords: font_weight="bold" → font-weight."""
+    return "".join(f' {k.replace("_", "-")}="{v}"' for k, v in kw.items())
 
 
 def svg(title: str, f: Frame, body: list[str]) -> str:
@@ -272,14 +264,7 @@ def cross(x: float, y: float, tip: str, s: float = 6) -> str:
 def diamond(x: float, y: float, tip: str, s: float = 7) -> str:
     """A diamond, the smallest flip's marker, with its value on hover.
 
-    Args:
-        x: the centre.
-        y: the centre.
-        tip: the hover text.
-        s: half the size.
-
-    Returns:
-        The SVG polygon.
+    Takes the arguments of `cross`; returns an SVG polygon.
     """
     return (
         f'<polygon points="{x:.1f},{y - s:.1f} {x + s:.1f},{y:.1f} {x:.1f},'

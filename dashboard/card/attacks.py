@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import streamlit as st
-
 from dashboard.state import Choice
 
 from .labels import flatten
-from .tables import table
+from .tables import titled_table
 
 
 def render(choice: Choice) -> None:
@@ -19,11 +17,12 @@ def render(choice: Choice) -> None:
     card = choice.spec.get("card", {})
     if not card.get("attacks"):
         return
-    st.subheader("Attacks")
-    st.caption(
+    titled_table(
+        "Attacks",
         "The smallest perturbations the attacks found on test images, against "
         "the certified radius: a ratio of 1 means the certificate is tight."
         if choice.certified
-        else "The smallest perturbations the attacks found on test images."
+        else "The smallest perturbations the attacks found on test images.",
+        flatten(card["attacks"]),
+        "Measurement",
     )
-    table(flatten(card["attacks"]), "Measurement")

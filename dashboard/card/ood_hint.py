@@ -4,13 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-import streamlit as st
-
 from dashboard.state import Choice
 from lipnet import ood
 
 from .labels import flatten
-from .tables import table
+from .tables import titled_table
 
 
 def render(choice: Choice) -> None:
@@ -22,9 +20,10 @@ def render(choice: Choice) -> None:
     card = choice.spec.get("card", {})
     if not isinstance(card.get("ood"), Mapping):
         return
-    st.subheader("Out-of-distribution hint")
-    st.caption(
+    titled_table(
+        "Out-of-distribution hint",
         "The explorer flags an input whose score is above the threshold as "
-        "unlike the training data (`lipnet.ood`); the certificate still holds."
+        "unlike the training data (`lipnet.ood`); the certificate still holds.",
+        flatten(ood.summary(card["ood"])),
+        "Calibration",
     )
-    table(flatten(ood.summary(card["ood"])), "Calibration")

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-import streamlit as st
-
 from dashboard.state import Choice
 
 from .labels import flatten
-from .tables import table
+from .tables import titled_table
 
 
 def render(choice: Choice) -> None:
@@ -21,11 +19,12 @@ def render(choice: Choice) -> None:
     card = choice.spec.get("card", {})
     if not isinstance(card.get("counterfactual_quality"), Mapping):
         return
-    st.subheader("Counterfactual quality")
-    st.caption(
+    titled_table(
+        "Counterfactual quality",
         "Measured by bench/bench_counterfactuals.py: an independent judge (its own "
         "network, never used to make counterfactuals) classifies the counterfactuals "
         "and three controls; specificity is the mean cosine between the changes "
-        "(1 = one template pasted on every input)."
+        "(1 = one template pasted on every input).",
+        flatten(card["counterfactual_quality"]),
+        "Measurement",
     )
-    table(flatten(card["counterfactual_quality"]), "Measurement")

@@ -44,3 +44,19 @@ def history_table(history: Any) -> None:
     if rows:
         st.markdown("**Last epochs**")
         st.table(pd.DataFrame(rows), hide_index=True)
+
+
+def titled_table(
+    title: str, caption: str, rows: list[tuple[str, str]], what: str
+) -> None:
+    """A section of one table: its heading, a caption, then `table`.
+
+    Args:
+        title: the section's heading.
+        caption: what the table measures.
+        rows: (name, value) pairs, e.g. from `flatten`.
+        what: the first column's heading.
+    """
+    st.subheader(title)
+    st.caption(caption)
+    table(rows, what)

@@ -171,12 +171,8 @@ def ood_score(model: nn.Sequential, x: Tensor) -> Tensor | None:
 def is_unusual(model: nn.Sequential, x: Tensor) -> Tensor | None:
     """Bool per input: unlike the training data? None without a valid calibration.
 
-    Args:
-        model: a model whose card may hold an "ood" entry.
-        x: one image or a batch.
-
-    Returns:
-        The verdicts, or None.
+    Takes the arguments of `ood_score`; returns the verdicts (a score above
+    the threshold, or NaN) where `ood_score` returns the scores.
     """
     result = check(model, x)
     return None if result is None else result.unusual
