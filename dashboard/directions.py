@@ -11,7 +11,7 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard import state
-from lipnet.attributes import direction_label, readable
+from lipnet.attribute_words import direction_label, readable
 
 
 def attribute_of(choice: state.Choice) -> str | None:

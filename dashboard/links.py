@@ -22,7 +22,8 @@ from dashboard.explorer_controls import DEFAULTS, VIEW_DEFAULTS
 from dashboard.state import ATTRIBUTE_MARK
 from lipnet import compare, zoo
 from lipnet.attacks import ATTACKS, Param, View
-from lipnet.attributes import MULTILABEL, readable
+from lipnet.attribute_words import readable
+from lipnet.attributes import MULTILABEL
 
 SOURCES = {
     "test": "Test image",

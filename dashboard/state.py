@@ -19,7 +19,8 @@ import lipnet
 from dashboard.upload_cache import UploadCache, UploadRefused, content_key
 from dashboard.work_queue import HEAVY
 from lipnet import zoo
-from lipnet.attributes import MULTILABEL, readable
+from lipnet.attribute_words import readable
+from lipnet.attributes import MULTILABEL
 from lipnet.io import ModelFileError, load_upload
 
 UPLOADED = "uploaded model"

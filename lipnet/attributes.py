@@ -16,6 +16,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
+from .attribute_words import readable
 from .certify import certificate_context, radius_from_outputs
 from .layers import FrobeniusLinear, LipSequential, eval_mode
 from .rounding import ball_error, forward_with_norms
@@ -28,36 +29,6 @@ def attribute_names(model: LipSequential) -> list[str]:
     if getattr(model, "task", None) != MULTILABEL:
         raise ValueError("this model scores one decision, not several attributes")
     return list(model.classes or [])
-
-
-def readable(attribute: str) -> str:
-    """CelebA's column name as people read it ("Wearing_Hat" → "wearing hat")."""
-    return attribute.replace("_", " ").lower().replace("mustache", "moustache")
-
-
-_DIRECTIONS = {
-    "Mustache": ("add a moustache", "remove the moustache"),
-    "Eyeglasses": ("add eyeglasses", "remove the eyeglasses"),
-    "Smiling": ("make the face smile", "take the smile away"),
-    "Wearing_Hat": ("add a hat", "remove the hat"),
-    "Goatee": ("add a goatee", "remove the goatee"),
-    "No_Beard": ("shave the beard", "grow a beard"),
-    "Wearing_Lipstick": ("add lipstick", "remove the lipstick"),
-    "Heavy_Makeup": ("add heavy make-up", "remove the make-up"),
-}
-
-
-def direction_label(name: str, present: bool) -> str:
-    """How a person says the change towards (`present`) or away from an attribute.
-
-    >>> direction_label("Mustache", True)
-    'add a moustache'
-    >>> direction_label("Blond_Hair", False)
-    'away from blond hair'
-    """
-    if name in _DIRECTIONS:
-        return _DIRECTIONS[name][0 if present else 1]
-    return f"{'towards' if present else 'away from'} {readable(name)}"
 
 
 def attribute(model: LipSequential, name: str) -> LipSequential:
@@ -178,37 +149,3 @@ def certified_rates(
         neg = (ok & ~truth).sum(0) / (~truth).sum(0).clamp_min(1)
         out[float(eps)] = (pos + neg) / 2
     return out
-
-
-def attribute_rows(card: dict) -> list[dict[str, object]]:
-    """One row per attribute of a multi-attribute model's card, for its table.
-
-    Args:
-        card: the model card (``spec["card"]``), with ``attribute_metrics``
-            (written by training) and, once measured, ``attribute_quality``
-            (tightness and counterfactual validity per attribute, written by
-            ``bench/bench_counterfactuals.py --update-cards``).
-
-    Returns:
-        Rows in the card's attribute order with the test split's balanced
-        accuracy and certified accuracy at 0.5 and 1.0, the tightness and the
-        judge's validity (None where not measured); [] for other cards.
-    """
-    test = card.get("attribute_metrics", {}).get("test")
-    if not test:
-        return []
-    quality = card.get("attribute_quality", {})
-    rows = []
-    for name, accuracy in test["balanced_accuracy"].items():
-        measured = quality.get(name, {})
-        rows.append(
-            {
-                "attribute": readable(name),
-                "balanced accuracy": round(accuracy, 4),
-                "certified at 0.5": round(test["certified_0.5"][name], 4),
-                "certified at 1.0": round(test["certified_1"][name], 4),
-                "tightness": measured.get("tightness"),
-                "counterfactual validity": measured.get("validity"),
-            }
-        )
-    return rows

@@ -14,6 +14,7 @@ import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from .attribute_words import attribute_rows
 from .errors import ModelFileError
 from .ood import summary as ood_summary
 
@@ -198,6 +199,8 @@ def render_card(spec: Mapping[str, Any]) -> str:
         ("Lipschitz bounds", "lipschitz"),
         ("Attacks", "attacks"),
         ("Counterfactual quality", "counterfactual_quality"),
+        ("Attributes: validation and test", "attribute_metrics"),
+        ("Attributes: counterfactual quality", "attribute_quality"),
         ("Earlier versions", "previous"),
     ):
         if card.get(key):
@@ -209,6 +212,7 @@ def render_card(spec: Mapping[str, Any]) -> str:
                 "```",
                 "",
             ]
+    lines += _attribute_lines(card)
     if isinstance(card.get("ood"), dict):
         lines += [
             "## Out-of-distribution hint",
@@ -226,3 +230,21 @@ def render_card(spec: Mapping[str, Any]) -> str:
     if card.get("reproduce"):
         lines += ["## Reproduce", "", "```", card["reproduce"], "```", ""]
     return "\n".join(lines)
+
+
+def _attribute_lines(card: dict) -> list[str]:
+    """A multi-attribute model's table: each attribute's own test numbers."""
+    rows = attribute_rows(card)
+    if not rows:
+        return []
+    columns = list(rows[0])
+    lines = [
+        "## Per attribute (test split)",
+        "",
+        "| " + " | ".join(columns) + " |",
+        "| " + " | ".join("---" for _ in columns) + " |",
+    ]
+    for row in rows:
+        cells = ("—" if v is None else str(v) for v in row.values())
+        lines.append("| " + " | ".join(cells) + " |")
+    return [*lines, ""]

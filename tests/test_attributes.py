@@ -12,6 +12,7 @@ import torch
 from PIL import Image
 
 import lipnet
+from lipnet.attribute_words import attribute_rows, direction_label
 from lipnet.attributes import attribute, attribute_names, attribute_radii
 from lipnet.data.celeba import SQUASHED_FOLDER
 from lipnet.data.celeba_identity import (
@@ -260,3 +261,33 @@ def test_the_gallery_of_one_attribute_alternates_faces_of_the_test_people(
     assert ((matrix[:, attrs.index("Eyeglasses")] == 1) == y.bool().numpy()).all()
     with pytest.raises(ValueError, match="unknown attribute"):
         identity_examples(celeba_root, ATTRS, "Bald", 8)
+
+
+def test_the_card_has_a_table_per_attribute(tiny, tmp_path):
+    test = {
+        "balanced_accuracy": dict.fromkeys(ATTRS, 0.8),
+        "certified_0.5": dict.fromkeys(ATTRS, 0.6),
+        "certified_1": dict.fromkeys(ATTRS, 0.4),
+    }
+    card = {
+        "license": "test",
+        "attribute_metrics": {"val": test, "test": test},
+        "attribute_quality": {"Mustache": {"tightness": 1.05, "validity": 0.7}},
+    }
+    lipnet.save(tiny, tmp_path / "m", card=card, name="attrs")
+    text = (tmp_path / "m" / "CARD.md").read_text()
+    assert "| moustache | 0.8 | 0.6 | 0.4 | 1.05 | 0.7 |" in text
+    assert "| eyeglasses | 0.8 | 0.6 | 0.4 | — | — |" in text
+    twin = {"balanced_accuracy": dict.fromkeys(ATTRS, 0.9)}
+    rows = attribute_rows({"attribute_metrics": {"test": twin}})
+    assert rows[2] == {
+        "attribute": "smiling",
+        "balanced accuracy": 0.9,
+        "certified at 0.5": None,
+        "certified at 1.0": None,
+        "tightness": None,
+        "counterfactual validity": None,
+    }
+    assert attribute_rows({"metrics": {}}) == []
+    assert direction_label("Mustache", True) == "add a moustache"
+    assert direction_label("Young", False) == "away from young"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard import state
-from lipnet.attributes import attribute_rows
+from lipnet.attribute_words import attribute_rows
 
 
 def render(choice: state.Choice) -> None:
