@@ -111,9 +111,27 @@ def lipschitz_estimate(model: nn.Module, input_shape: Sequence[int]) -> float:
     """The product of the power-iteration estimates (`layer_norm_estimates`).
 
     Close to the upper bound and converging to the true per-layer norms from
-    below; for a quick look, never for a soundness verdict.
+    below; for a quick look, never for a soundness verdict. Under a
+    "disjoint" head each output neuron is its own classifier, so the last
+    layer counts by its largest row (`_largest_row_norm`), as the bound does.
     """
-    return math.prod(norm for _, norm in layer_norm_estimates(model, input_shape))
+    norms = [norm for _, norm in layer_norm_estimates(model, input_shape)]
+    if getattr(model, "head", None) == "disjoint":
+        norms[-1] = _largest_row_norm(model, input_shape)
+    return math.prod(norms)
+
+
+def _largest_row_norm(model: nn.Module, input_shape: Sequence[int]) -> float:
+    """The largest norm of one output neuron of the model's last (affine)
+    layer: the gradient of each of its outputs, taken at zero."""
+    layer, x = list(_layers_with_inputs(model, input_shape))[-1]
+    u = torch.zeros_like(x).requires_grad_(True)
+    out = layer(u).flatten(1)
+    rows = [
+        torch.autograd.grad(out[:, j].sum(), u, retain_graph=True)[0]
+        for j in range(out.shape[1])
+    ]
+    return float(max(r.norm() for r in rows))
 
 
 def lipschitz_lower_bound(model: nn.Module, data: Tensor, steps: int = 20) -> float:

@@ -72,7 +72,10 @@ def _bounds(args: argparse.Namespace) -> int:
     from ..zoo import test_images
 
     model = load(args.model)
-    x, _ = test_images(model.spec, 64, args.data)
+    spec = model.spec
+    if getattr(model, "task", None) == "multilabel":  # any attribute's faces
+        spec = {**spec, "attribute": model.classes[0]}
+    x, _ = test_images(spec, 64, args.data)
     report = lipschitz_report(model, x)
     update_card(args.model, lipschitz=report)
     print(json.dumps(report, indent=2))
