@@ -25,7 +25,8 @@ import torch
 from face_judge import load_judge
 
 import lipnet
-from lipnet.attacks.measure import counterfactual_quality, tightness
+from lipnet.attacks.measure import tightness
+from lipnet.attacks.quality import counterfactual_quality
 from lipnet.train_attributes import load_faces
 
 ATTRIBUTES = ("Mustache", "Eyeglasses", "Smiling")

@@ -50,7 +50,7 @@ from face_judge import load_judge
 import lipnet
 from lipnet import data as D
 from lipnet import faces
-from lipnet.attacks.measure import counterfactual_quality, judge_predictions
+from lipnet.attacks.quality import counterfactual_quality, judge_predictions
 
 ROOT = Path(__file__).resolve().parents[1]
 ALIGNED = ("img_align_celeba_89", "img_align_celeba", "img_align_celeba_64x64_squashed")

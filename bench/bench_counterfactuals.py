@@ -47,7 +47,7 @@ import attribute_counterfactuals
 import lipnet
 from lipnet import data as D
 from lipnet.attacks.equivariance import TRANSFORMS, follow_the_face
-from lipnet.attacks.measure import (
+from lipnet.attacks.quality import (
     LowPass,
     counterfactual_quality,
     judge_validity,

@@ -27,7 +27,7 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from lipnet.attacks.measure import LowPass
+from lipnet.attacks.quality import LowPass
 from lipnet.attributes import balanced_accuracy
 from lipnet.train_attributes import augment, load_faces, loss_function
 
