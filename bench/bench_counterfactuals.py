@@ -15,7 +15,7 @@ For each task, a certified model (`<task>-hkr`) and its unconstrained twin
 2. Inputs from the model's test split: faces = men without the attribute
    (CelebA "Male" = 1, attribute 0), target = attribute present; mnist08 =
    test zeros, target = 8. Up to --n of them, in test-split order.
-3. `lipnet.attacks.measure.counterfactual_quality` measures the certified
+3. `lipnet.attacks.quality.counterfactual_quality` measures the certified
    model's counterfactuals (transport, overshoot 1 = as far past the
    boundary as the input was before it): the judge's validity, against a
    noise control and a template control of the same norms, the twin's own
