@@ -21,14 +21,14 @@ import torch
 from PIL import Image
 
 from .celeba_labels import CELEBA_ATTRIBUTE_COUNT as CELEBA_ATTRIBUTE_COUNT
-from .celeba_labels import _celeba_index, _read_attributes_cached
+from .celeba_labels import _celeba_index, attribute_rows
 from .celeba_labels import celeba_index as celeba_index
 from .celeba_labels import read_celeba_attributes as read_celeba_attributes
 from .celeba_split_rule import SPLIT_RULE as SPLIT_RULE
 from .celeba_split_rule import SPLITS as SPLITS
 from .celeba_split_rule import celeba_split
 from .celeba_split_rule import describe_split as describe_split
-from .paths import PathLike, cache_dir, data_dir
+from .paths import PathLike, cache_dir
 
 __all__ = [
     "ALL_FOLDERS",
@@ -247,15 +247,8 @@ def celeba_example_attributes(
     _, mixed, _ = _example_names(
         root, attribute, seed, split, n, fractions, image_folders
     )
-    root = Path(root) if root is not None else data_dir() / "celeba"
-    attr_path = root / "list_attr_celeba.txt"
-    st = attr_path.stat()
-    names, attrs, matrix = _read_attributes_cached(
-        str(attr_path.resolve()), st.st_size, st.st_mtime_ns
-    )
-    row = {name: k for k, name in enumerate(names)}
-    rows = np.array([row[name] for name in mixed], dtype=np.int64)
-    return mixed, list(attrs), matrix[rows].copy()
+    attrs, rows = attribute_rows(root, mixed)
+    return mixed, attrs, rows
 
 
 def celeba_example_count(

@@ -22,9 +22,9 @@ from .celeba import (
     _celeba_pixels,
     _check_size,
     _decode_square,
-    _read_attributes_cached,
     celeba_index,
 )
+from .celeba_labels import attribute_rows
 from .paths import PathLike, data_dir
 
 __all__ = [
@@ -207,12 +207,5 @@ def identity_example_attributes(
     """The 40 attribute rows of exactly the faces :func:`identity_examples`
     returns: (names, the 40 attribute names, int8 (n, 40) of 1 / -1)."""
     _, names, _ = _gallery(root, attributes, attribute, seed, split, n, image_folders)
-    root = Path(root) if root is not None else data_dir() / "celeba"
-    attr_path = root / "list_attr_celeba.txt"
-    st = attr_path.stat()
-    all_names, attrs, matrix = _read_attributes_cached(
-        str(attr_path.resolve()), st.st_size, st.st_mtime_ns
-    )
-    row = {name: k for k, name in enumerate(all_names)}
-    rows = np.array([row[name] for name in names], dtype=np.int64)
-    return names, list(attrs), matrix[rows].copy()
+    attrs, rows = attribute_rows(root, names)
+    return names, attrs, rows

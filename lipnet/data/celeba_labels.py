@@ -61,6 +61,22 @@ def read_celeba_attributes(path: PathLike) -> tuple[list[str], list[str], np.nda
     return list(names), list(attrs), matrix.copy()
 
 
+def attribute_rows(
+    root: PathLike | None, names: Sequence[str]
+) -> tuple[list[str], np.ndarray]:
+    """The 40 attribute names and the int8 (n, 40) rows (1 / -1) of the images
+    `names`, from the ``celeba`` folder's attribute file (read once, cached)."""
+    root = Path(root) if root is not None else data_dir() / "celeba"
+    attr_path = root / "list_attr_celeba.txt"
+    st = attr_path.stat()
+    all_names, attrs, matrix = _read_attributes_cached(
+        str(attr_path.resolve()), st.st_size, st.st_mtime_ns
+    )
+    row = {name: k for k, name in enumerate(all_names)}
+    rows = np.array([row[name] for name in names], dtype=np.int64)
+    return list(attrs), matrix[rows].copy()
+
+
 @functools.lru_cache(maxsize=4)
 def _read_attributes_cached(
     path_str: str, size: int, mtime_ns: int
