@@ -232,8 +232,8 @@ def main() -> None:
         model = lipnet.attribute(model, args.attribute)
     dtype = torch.float32  # images as the loader gives them; the model may cast
     root = D.data_dir()
-    folders = args.folders or None
-    picks = {"attribute": args.attribute, "folders": folders}
+    chosen = args.folders or None
+    picks = {"attribute": args.attribute, "folders": chosen}
 
     framing = faces.framing.load(args.framing) if args.framing else None
     paths, _, _ = fc.test_face_paths(config, root, args.n, shuffle=args.seed, **picks)
@@ -288,7 +288,7 @@ def main() -> None:
     s["settings"] = {
         "model": args.model,
         "attribute": args.attribute,
-        "folders": folders or "all of the model's",
+        "folders": chosen or "all of the model's",
         "seed": args.seed,
         "canvas": fc.CANVAS,
         "base": fc.BASE,
