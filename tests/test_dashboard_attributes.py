@@ -15,9 +15,7 @@ from test_dashboard import APP, TIMEOUT, check, metrics, texts
 from lipnet import zoo
 
 MODEL = "celeba-hkr"
-pytestmark = pytest.mark.skipif(
-    MODEL not in zoo.list_models(), reason=f"assets/models/{MODEL} is not shipped"
-)
+assert MODEL in zoo.list_models(), f"assets/models/{MODEL} is shipped"
 
 
 @pytest.fixture(scope="module")
