@@ -1,11 +1,13 @@
 """Screenshots of the explorer, the report and the playground at 1280 × 720.
 
-Run: python docs/make_screenshots.py  (writes docs/explorer.png, docs/photo.png,
-docs/report.png, docs/playground.png; `python docs/make_screenshots.py photo`
-takes only the photo flow). Starts the dashboard on a free port and drives the
-system Chromium (tests/browser_helpers.py), as a user would: the explorer's
-first screen, the default report on the default model once it is done, the
-playground's first screen. Needs LIPNET_DATA (the test images) like the app.
+Run: python docs/make_screenshots.py (writes docs/explorer.png,
+docs/photo.png, docs/attributes.png, docs/report.png, docs/playground.png;
+`python docs/make_screenshots.py photo` or `attributes` takes only that
+flow). Starts the dashboard on a free port and drives the system Chromium
+(tests/browser_helpers.py), as a user would: the explorer's first screen,
+the photo flow, one attribute of celeba-hkr from a shared link, the default
+report on the default model once it is done, the playground's first screen.
+Needs LIPNET_DATA (the test images) like the app.
 """
 
 from __future__ import annotations
@@ -56,11 +58,25 @@ def photo_flow(page: Page) -> None:
     page.screenshot(path=str(DOCS / "photo.png"))
 
 
+def attributes(page: Page, url: str) -> None:
+    """celeba-hkr's Eyeglasses output, direction "Remove the eyeglasses", from
+    a shared link: the attribute in the sidebar, the direction in the controls."""
+    page.goto(f"{url}/?model=celeba-hkr@Eyeglasses&input=test&dir=0", timeout=WAIT_MS)
+    idle(page)
+    page.mouse.move(700, 20)
+    page.screenshot(path=str(DOCS / "attributes.png"))
+
+
 def main(only: str | None = None) -> None:
-    """Take the screenshots into docs/ (`only="photo"`: the photo flow alone)."""
+    """Take the screenshots into docs/ (`only="photo"` or `"attributes"`: that
+    flow alone)."""
     with DashboardServer() as server, sync_playwright() as pw:
         browser = launch_chromium(pw)
         page = browser.new_page(viewport=SCREEN)
+        if only == "attributes":
+            attributes(page, server.url)
+            browser.close()
+            return
         page.goto(server.url, timeout=WAIT_MS)
         idle(page)
         if only == "photo":
@@ -69,6 +85,7 @@ def main(only: str | None = None) -> None:
             return
         page.screenshot(path=str(DOCS / "explorer.png"))
         photo_flow(page)
+        attributes(page, server.url)
 
         page.get_by_role("link", name="Robustness report").click()
         idle(page)
