@@ -58,6 +58,18 @@ def _holdout(
     return x[tr], y[tr], x[val], y[val]
 
 
+def _plain_name(name: object) -> str:
+    """A data folder's name, never a path (a config is a file anyone can edit)."""
+    if (
+        not isinstance(name, str)
+        or not name
+        or Path(name).name != name
+        or name in (".", "..")
+    ):
+        raise ValueError(f"data folder {name!r} must be a plain folder name")
+    return name
+
+
 def load_task(
     config: Mapping[str, Any], data_root: str | Path | None = None
 ) -> TaskData:
@@ -65,7 +77,9 @@ def load_task(
 
     Args:
         config: a training config; reads "task", "seed" and, by task,
-            "val_fraction" or "attribute", "image_size", "image_folders".
+            "val_fraction" and "mnist_folder" ("mnist": the first 10,000
+            training images; "mnist-full": all 60,000) or "attribute",
+            "image_size", "image_folders".
         data_root: the data folder (default: `lipnet.data.data_dir()`).
 
     Returns:
@@ -78,8 +92,9 @@ def load_task(
     seed = int(config.get("seed", 0))
     root = D.data_dir(data_root)
     if task in ("mnist08", "mnist10"):
-        x, y = D.load_mnist(root / "mnist", "train")
-        xt, yt = D.load_mnist(root / "mnist", "test")
+        folder = root / _plain_name(config.get("mnist_folder", "mnist"))
+        x, y = D.load_mnist(folder, "train")
+        xt, yt = D.load_mnist(folder, "test")
         if task == "mnist08":
             x, y = D.mnist_binary(x, y, (0, 8))
             xt, yt = D.mnist_binary(xt, yt, (0, 8))
