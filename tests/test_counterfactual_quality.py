@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 import lipnet
-from lipnet.attacks.measure import (
+from lipnet.attacks.quality import (
     LowPass,
     counterfactual_quality,
     high_frequency_share,

@@ -11,19 +11,6 @@ import torch
 from torch import Tensor, nn
 
 from . import counterfactual
-from .quality import (  # noqa: F401  (importable from here, as before)
-    LowPass,
-    counterfactual_quality,
-    high_frequency_share,
-    judge_predictions,
-    judge_validity,
-    low_pass,
-    luminance_share,
-    noise_control,
-    radial_frequency,
-    specificity,
-    template_control,
-)
 
 # The minimal-distance methods, and their budgets for a test-set measurement.
 SEARCH: dict[str, dict[str, Any]] = {
