@@ -48,6 +48,13 @@ def _ood(args: argparse.Namespace) -> int:
     if not config:
         print(f"{args.model} has no training config in its card", file=sys.stderr)
         return 1
+    if getattr(model, "task", None) == "multilabel":
+        print(
+            f"{args.model} scores several attributes; the hint's class means need "
+            "one class per image, so it has no out-of-distribution hint yet",
+            file=sys.stderr,
+        )
+        return 1
     data = load_task(config, args.data)
     entry = calibrate(
         model,
@@ -57,11 +64,11 @@ def _ood(args: argparse.Namespace) -> int:
         quantile=args.quantile,
         n_train=args.n_train,
     )
-    reloaded = update_card(args.model, ood=entry)
-    problem = calibration_problem(reloaded.spec["card"].get("ood"), reloaded)
-    if problem:
-        print(f"the written calibration does not load: {problem}", file=sys.stderr)
+    problem = calibration_problem(entry, model)
+    if problem:  # checked before writing: a card never holds an entry that fails
+        print(f"the calibration does not fit the model: {problem}", file=sys.stderr)
         return 1
+    update_card(args.model, ood=entry)
     print(json.dumps(summary(entry), indent=2))
     return 0
 
