@@ -51,6 +51,7 @@ import lipnet
 from lipnet import data as D
 from lipnet import faces
 from lipnet.attacks.quality import counterfactual_quality, judge_predictions
+from lipnet.attributes import MULTILABEL
 
 ROOT = Path(__file__).resolve().parents[1]
 ALIGNED = ("img_align_celeba_89", "img_align_celeba", "img_align_celeba_64x64_squashed")
@@ -228,7 +229,7 @@ def main() -> None:
         return
     model = lipnet.load(ROOT / "assets" / "models" / args.model)
     config = model.spec["card"]["training"]["config"]
-    if model.task == "multilabel":
+    if model.task == MULTILABEL:
         model = lipnet.attribute(model, args.attribute)
     dtype = torch.float32  # images as the loader gives them; the model may cast
     root = D.data_dir()

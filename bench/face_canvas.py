@@ -19,6 +19,7 @@ from PIL import Image
 
 from lipnet.data.celeba import _celeba_index, _decode_square, celeba_index, celeba_split
 from lipnet.data.celeba_identity import identity_split, read_identities
+from lipnet.zoo import ATTRIBUTES_TASK
 
 BASE = 128  # the face crop's side on the canvas at scale 1
 CANVAS = 400  # the canvas side
@@ -66,7 +67,7 @@ def test_face_paths(
     celeba = root / "celeba"
     seed = int(config.get("seed", 0))
     every = config.get("image_folders", ["img_celeba_128"])
-    if config.get("task") == "celeba-attributes":
+    if config.get("task") == ATTRIBUTES_TASK:
         attribute = attribute or "Mustache"
         paths, ids, table = celeba_index(celeba, config["attributes"], every)
         labels = table[:, list(config["attributes"]).index(attribute)]

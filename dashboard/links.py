@@ -22,7 +22,7 @@ from dashboard.explorer_controls import DEFAULTS, VIEW_DEFAULTS
 from dashboard.state import ATTRIBUTE_MARK
 from lipnet import compare, zoo
 from lipnet.attacks import ATTACKS, Param, View
-from lipnet.attribute_words import readable
+from lipnet.attribute_words import attribute_classes
 from lipnet.attributes import MULTILABEL
 
 SOURCES = {
@@ -94,7 +94,7 @@ def _shipped(text: str) -> dict:
         return spec
     if spec.get("task") != MULTILABEL or attribute not in spec["classes"]:
         raise ValueError
-    return {**spec, "classes": [f"no {readable(attribute)}", readable(attribute)]}
+    return {**spec, "classes": attribute_classes(attribute)}
 
 
 def _models(text: str) -> list[str]:

@@ -6,12 +6,21 @@ the CLI share them.
 
 from __future__ import annotations
 
-__all__ = ["attribute_rows", "direction_label", "readable"]
+__all__ = ["attribute_classes", "attribute_rows", "direction_label", "readable"]
 
 
 def readable(attribute: str) -> str:
     """CelebA's column name as people read it ("Wearing_Hat" → "wearing hat")."""
     return attribute.replace("_", " ").lower().replace("mustache", "moustache")
+
+
+def attribute_classes(attribute: str) -> list[str]:
+    """The two classes of one attribute's binary model, negative first.
+
+    >>> attribute_classes("Mustache")
+    ['no moustache', 'moustache']
+    """
+    return [f"no {readable(attribute)}", readable(attribute)]
 
 
 _DIRECTIONS = {

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from .attribute_words import readable
+from .attribute_words import attribute_classes
 from .certify import certificate_context, radius_from_outputs
 from .layers import FrobeniusLinear, LipSequential, eval_mode
 from .rounding import ball_error, forward_with_norms
@@ -50,7 +50,7 @@ def attribute(model: LipSequential, name: str) -> LipSequential:
         *list(model)[:-1],
         head.eval(),
         input_shape=model.input_shape,
-        classes=[f"no {readable(name)}", readable(name)],
+        classes=attribute_classes(name),
         head="none" if model.head == "none" else "binary",
     ).eval()
     spec = copy.deepcopy(getattr(model, "spec", {}))

@@ -10,7 +10,11 @@ from torch import Tensor
 
 from . import data as D
 from .data.celeba import celeba_example_attributes, celeba_example_count
-from .data.celeba_identity import identity_example_attributes, identity_examples
+from .data.celeba_identity import (
+    identity_example_attributes,
+    identity_example_count,
+    identity_examples,
+)
 from .io import SPEC_FILE, parse_spec
 
 MODELS_DIR = Path(__file__).resolve().parents[1] / "assets" / "models"
@@ -65,13 +69,9 @@ def test_images(
     task = config["task"]
     if task == ATTRIBUTES_TASK:
         x, y, _ = identity_examples(
-            root / "celeba",
-            config["attributes"],
-            _attribute(spec),
+            **_identity(spec, root),
             image_size=int(config.get("image_size", 64)),
-            seed=int(config.get("seed", 0)),
             n=n,
-            image_folders=_folders(config),
         )
         return x, y
     if task == "celeba":
@@ -90,11 +90,19 @@ def test_images(
     return x[:n].clone(), y[:n].clone()
 
 
-def _attribute(spec: dict) -> str:
-    """The attribute a multi-attribute model's view scores (`lipnet.attribute`)."""
+def _identity(spec: dict, root: Path) -> dict:
+    """The arguments of the `identity_example*` functions for one attribute of
+    a multi-attribute model (`lipnet.attribute`), from its training config."""
     if "attribute" not in spec:
         raise ValueError("pick one attribute of this multi-attribute model")
-    return spec["attribute"]
+    config = _task(spec)
+    return {
+        "root": root / "celeba",
+        "attributes": config["attributes"],
+        "attribute": spec["attribute"],
+        "seed": int(config.get("seed", 0)),
+        "image_folders": _folders(config),
+    }
 
 
 def _task(spec: dict) -> dict:
@@ -130,12 +138,7 @@ def test_attributes(
     config = _task(spec)
     if config["task"] == ATTRIBUTES_TASK:
         _, names, matrix = identity_example_attributes(
-            D.data_dir(data_root) / "celeba",
-            config["attributes"],
-            _attribute(spec),
-            seed=int(config.get("seed", 0)),
-            n=n,
-            image_folders=_folders(config),
+            **_identity(spec, D.data_dir(data_root)), n=n
         )
     elif config["task"] != "celeba":
         return {}
@@ -162,16 +165,7 @@ def test_image_count(spec: dict, data_root: str | Path | None = None) -> int:
     config = _task(spec)
     root = D.data_dir(data_root)
     if config["task"] == ATTRIBUTES_TASK:
-        return len(
-            identity_example_attributes(
-                root / "celeba",
-                config["attributes"],
-                _attribute(spec),
-                seed=int(config.get("seed", 0)),
-                n=None,
-                image_folders=_folders(config),
-            )[0]
-        )
+        return identity_example_count(**_identity(spec, root))
     if config["task"] == "celeba":
         return celeba_example_count(
             root / "celeba",

@@ -10,25 +10,16 @@ from __future__ import annotations
 
 import csv
 import io
-from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
+from test_dashboard import APP, check
 
 from dashboard import eps_units, links
 from lipnet import compare, zoo
 from lipnet.report import Row
 
-ROOT = Path(__file__).resolve().parents[1]
-APP = ROOT / "dashboard" / "app.py"
 TIMEOUT = 180
-
-
-def check(at: AppTest) -> AppTest:
-    """The run raised nothing, not even into the app's error box."""
-    assert not at.exception, [e.message for e in at.exception]
-    assert not [e for e in at.error if "Something went wrong" in e.value]
-    return at
 
 
 def compare_page(query: dict[str, str] | None = None) -> AppTest:

@@ -10,23 +10,15 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
+from test_dashboard import APP, check
 
 from dashboard import eps_units
 from lipnet.report import REPORT_EPS
 
-ROOT = Path(__file__).resolve().parents[1]
-APP = ROOT / "dashboard" / "app.py"
 TIMEOUT = 180
-
-
-def check(at: AppTest) -> AppTest:
-    assert not at.exception, [e.message for e in at.exception]
-    assert not [e for e in at.error if "Something went wrong" in e.value]
-    return at
 
 
 def by_title(at: AppTest, start: str) -> dict:

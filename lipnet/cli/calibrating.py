@@ -39,6 +39,7 @@ def add_commands(sub: Any) -> None:
 
 
 def _ood(args: argparse.Namespace) -> int:
+    from ..attributes import MULTILABEL
     from ..io import load, update_card
     from ..ood import calibrate, calibration_problem, summary
     from ..train import load_task
@@ -48,7 +49,7 @@ def _ood(args: argparse.Namespace) -> int:
     if not config:
         print(f"{args.model} has no training config in its card", file=sys.stderr)
         return 1
-    if getattr(model, "task", None) == "multilabel":
+    if getattr(model, "task", None) == MULTILABEL:
         print(
             f"{args.model} scores several attributes; the hint's class means need "
             "one class per image, so it has no out-of-distribution hint yet",
@@ -74,13 +75,14 @@ def _ood(args: argparse.Namespace) -> int:
 
 
 def _bounds(args: argparse.Namespace) -> int:
+    from ..attributes import MULTILABEL
     from ..io import load, update_card
     from ..train import lipschitz_report
     from ..zoo import test_images
 
     model = load(args.model)
     spec = model.spec
-    if getattr(model, "task", None) == "multilabel":  # any attribute's faces
+    if getattr(model, "task", None) == MULTILABEL:  # any attribute's faces
         spec = {**spec, "attribute": model.classes[0]}
     x, _ = test_images(spec, 64, args.data)
     report = lipschitz_report(model, x)

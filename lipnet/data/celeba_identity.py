@@ -30,6 +30,7 @@ from .paths import PathLike, data_dir
 __all__ = [
     "IDENTITY_SPLIT_RULE",
     "identity_example_attributes",
+    "identity_example_count",
     "identity_examples",
     "identity_split",
     "load_celeba_faces",
@@ -192,6 +193,22 @@ def identity_examples(
     pixels = np.stack([_decode_square(p, image_size) for p in paths])
     x = torch.from_numpy(pixels).permute(0, 3, 1, 2).float().div_(255.0)
     return x.contiguous(), torch.tensor(labels), names
+
+
+def identity_example_count(
+    root: PathLike | None,
+    attributes: Sequence[str],
+    attribute: str,
+    seed: int = 0,
+    *,
+    split: str = "test",
+    image_folders: str | Sequence[str] = EVERY_FOLDER,
+) -> int:
+    """How many faces :func:`identity_examples` can return at most (twice the
+    rarer class of the split). Decodes no image."""
+    return len(
+        _gallery(root, attributes, attribute, seed, split, None, image_folders)[1]
+    )
 
 
 def identity_example_attributes(
