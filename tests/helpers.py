@@ -115,12 +115,14 @@ def toy_binary_model(seed: int = 0, steps: int = 300):
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def run_report(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
-    """`python -m lipnet report assets/models/mnist08-hkr ARGS --quiet` at the root.
+def run_report(
+    *args: str, timeout: float = 600, model: str = "mnist08-hkr"
+) -> subprocess.CompletedProcess:
+    """`python -m lipnet report assets/models/MODEL ARGS --quiet` at the root.
 
     One thread per process: the CLI shares a busy 2-core machine with the tests.
     """
-    command = [sys.executable, "-m", "lipnet", "report", "assets/models/mnist08-hkr"]
+    command = [sys.executable, "-m", "lipnet", "report", f"assets/models/{model}"]
     return subprocess.run(
         [*command, *args, "--quiet"],
         cwd=ROOT,

@@ -179,3 +179,46 @@ def test_wrong_sizes_are_refused_before_and_after_building():
     spec["layers"][0]["args"]["kernel_size"] = [4, 4]
     with pytest.raises(ModelFileError, match="odd"):
         check_budget(spec)
+
+
+def test_a_globally_pooled_gnp_moves_its_gradient_with_the_input(tmp_path):
+    """`global_pool`: the trunk's grid is L2-pooled, so a circular shift by a
+    multiple of the total stride (low-pass 2 × one space-to-depth = 4) leaves
+    the score unchanged and shifts the input gradient, hence the transport
+    counterfactual, exactly; a 2-pixel shift (half a cell) does not."""
+    torch.manual_seed(0)
+    arch = {**GNP, "channels": [16], "convs_per_stage": 3, "low_pass": 2}
+    model = build_model({**arch, "global_pool": True}, (3, 16, 16), ["no", "yes"])
+    for i, m in enumerate(model):
+        if isinstance(m, BlockOrthogonalConv2d):
+            _trained_like(m, seed=i)
+    model.eval()
+    assert 0.999 <= lipschitz_upper_bound(model, model.input_shape) <= 1.0
+    x = torch.rand(4, 3, 16, 16, dtype=torch.float64)
+    net = to_float64(model)
+
+    def score_and_gradient(inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        inputs = inputs.clone().requires_grad_(True)
+        score = net(inputs).sum()
+        return score.detach(), torch.autograd.grad(score, inputs)[0]
+
+    score, grad = score_and_gradient(x)
+    for shift, exact in [(4, True), (8, True), (2, False)]:
+        moved = torch.roll(x, (shift, shift), dims=(-2, -1))
+        moved_score, moved_grad = score_and_gradient(moved)
+        expected = torch.roll(grad, (shift, shift), dims=(-2, -1))
+        cosine = torch.nn.functional.cosine_similarity(
+            moved_grad.flatten(1), expected.flatten(1), dim=1
+        )
+        if exact:
+            assert torch.allclose(moved_score, score, atol=1e-10)
+            assert float(cosine.min()) > 1 - 1e-10
+        else:
+            assert float(cosine.max()) < 0.99
+    lipnet.save(model, tmp_path / "m", card={}, name="gnp-pooled")
+    loaded = lipnet.load(tmp_path / "m")
+    assert loaded.lipschitz_check["sound"] is True
+    export_folder(loaded, tmp_path / "plain")
+    plain = lipnet.load(tmp_path / "plain")
+    with torch.no_grad():
+        assert torch.allclose(plain(x.float()), model(x.float()), atol=2e-5)

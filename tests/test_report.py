@@ -68,3 +68,37 @@ def test_cli_report(tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["n"] == 30
     assert (out / "summary.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_cli_reports_one_attribute_of_a_multi_attribute_model(tmp_path):
+    out = tmp_path / "report"
+    run = run_report(
+        "--attribute",
+        "Eyeglasses",
+        "--n",
+        "6",
+        "--eps",
+        "0.5",
+        "--out",
+        str(out),
+        model="celeba-hkr",
+    )
+    assert run.returncode == 0, run.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["n"] == 6
+    slices = [row["slice"] for row in csv.DictReader((out / "slices.csv").open())]
+    # The classes are the attribute's; the other attributes slice the faces.
+    assert {"class no eyeglasses", "class eyeglasses", "Male"} <= set(slices)
+    assert "Eyeglasses" not in slices
+
+    missing = run_report("--n", "6", "--out", str(tmp_path / "x"), model="celeba-hkr")
+    assert missing.returncode == 2
+    assert "12 attributes (Mustache, Eyeglasses," in missing.stderr
+    assert "pick one with --attribute" in missing.stderr
+    unknown = run_report(
+        "--attribute", "Beard", "--out", str(tmp_path / "y"), model="celeba-hkr"
+    )
+    assert unknown.returncode == 2 and "'Beard' is not one of them" in unknown.stderr
+    single = run_report("--attribute", "Smiling", "--out", str(tmp_path / "z"))
+    assert single.returncode == 2 and "leave --attribute out" in single.stderr
+    assert not any((tmp_path / d).exists() for d in "xyz")

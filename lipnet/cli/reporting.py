@@ -38,6 +38,11 @@ def add_commands(sub: Any) -> None:
     )
     r.add_argument("model", help="model folder")
     r.add_argument(
+        "--attribute",
+        help="the attribute to report on, for a multi-attribute model "
+        "(celeba-hkr: Mustache, Eyeglasses, ...; see its card)",
+    )
+    r.add_argument(
         "--n",
         "--images",
         dest="n",
@@ -81,6 +86,33 @@ def _report(args: argparse.Namespace) -> int:
         dist.cleanup()
 
 
+def _one_decision(model: Any, attribute: str | None) -> Any:
+    """The model to report on: one attribute of a multi-attribute model
+    (`lipnet.attribute`), or the model itself; ValueError saying what to pass
+    otherwise."""
+    from ..attributes import MULTILABEL, attribute_names
+    from ..attributes import attribute as one_attribute
+
+    if getattr(model, "task", None) != MULTILABEL:
+        if attribute:
+            raise ValueError(
+                f"--attribute {attribute}: this model scores one decision, "
+                "not several attributes; leave --attribute out"
+            )
+        return model
+    names = attribute_names(model)
+    if attribute not in names:
+        given = (
+            f"--attribute {attribute!r} is not one of them"
+            if attribute
+            else "pick one with --attribute"
+        )
+        raise ValueError(
+            f"this model scores {len(names)} attributes ({', '.join(names)}); {given}"
+        )
+    return one_attribute(model, attribute)
+
+
 def _report_on(args: argparse.Namespace, device: Any) -> int:
     """The report on this rank's share of the test images; rank 0 writes it.
 
@@ -98,7 +130,11 @@ def _report_on(args: argparse.Namespace, device: Any) -> int:
     from ..units import eps_units
     from ..zoo import test_attributes, test_images
 
-    model = load(args.model)
+    try:
+        model = _one_decision(load(args.model), args.attribute)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     model.to(device)
     x, y = test_images(model.spec, args.n, args.data)
     config = model.spec["card"]["training"]["config"]
@@ -118,7 +154,7 @@ def _report_on(args: argparse.Namespace, device: Any) -> int:
         y,
         model.spec["classes"],
         test_attributes(model.spec, args.n, args.data),
-        skip=[config.get("attribute", "")],
+        skip=[model.spec.get("attribute", config.get("attribute", ""))],
     )
     size = args.batch_size
     mine = dist.shard(-(-len(x) // size), dist.rank(), dist.world())
