@@ -11,7 +11,8 @@ lipnet function — attacks, certificates, reports, export — takes unchanged;
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -19,6 +20,7 @@ from torch import Tensor, nn
 from .attribute_words import attribute_classes
 from .certify import certificate_context, radius_from_outputs
 from .layers import FrobeniusLinear, LipSequential, eval_mode
+from .ood import PER_ATTRIBUTE, calibrate, calibration_problem
 from .rounding import ball_error, forward_with_norms
 
 MULTILABEL = "multilabel"
@@ -63,10 +65,61 @@ def attribute(model: LipSequential, name: str) -> LipSequential:
             attribute=name,
             name=f"{spec.get('name', 'model')[:40]}-{name}"[:64],
         )
+        _own_ood(spec, name)
         binary.spec = spec
     if hasattr(model, "lipschitz_check"):
         binary.lipschitz_check = dict(model.lipschitz_check)
     return binary
+
+
+def _own_ood(spec: dict, name: str) -> None:
+    """Give an attribute's binary spec its own out-of-distribution calibration
+    (the card's PER_ATTRIBUTE entry for `name`) as its "ood", or none."""
+    card = spec.get("card")
+    if not isinstance(card, dict):
+        return
+    per_attribute = card.pop(PER_ATTRIBUTE, None)
+    entry = per_attribute.get(name) if isinstance(per_attribute, Mapping) else None
+    if entry is None:
+        card.pop("ood", None)
+    else:
+        card["ood"] = entry
+
+
+def calibrate_attributes(
+    model: LipSequential,
+    x_train: Tensor,
+    labels_train: Tensor,
+    x_test: Tensor,
+    quantile: float = 0.99,
+    n_train: int | None = None,
+) -> dict[str, Any]:
+    """The out-of-distribution calibration of every attribute (the PER_ATTRIBUTE
+    card entry): `lipnet.ood.calibrate` on each attribute's binary model, its
+    classes the attribute absent / present (`labels_train`: 0/1, (N, A)).
+
+    The same training images (drawn once with `n_train`) serve every attribute.
+    Raises ValueError for labels that do not fit or an entry that does not
+    check against its model (`lipnet.ood.calibration_problem`).
+    """
+    names = attribute_names(model)
+    labels_train = torch.as_tensor(labels_train)
+    if labels_train.shape != (len(x_train), len(names)):
+        raise ValueError(
+            f"need 0/1 labels of shape ({len(x_train)}, {len(names)}), "
+            f"got {tuple(labels_train.shape)}"
+        )
+    out = {}
+    for a, name in enumerate(names):
+        one = attribute(model, name)
+        entry = calibrate(
+            one, x_train, labels_train[:, a] > 0, x_test, quantile, n_train
+        )
+        problem = calibration_problem(entry, one)
+        if problem:
+            raise ValueError(f"{name}: {problem}")
+        out[name] = entry
+    return out
 
 
 def _one_output(last: nn.Module, index: int) -> nn.Module:

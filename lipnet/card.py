@@ -16,6 +16,7 @@ from typing import Any
 
 from .attribute_words import attribute_rows
 from .errors import ModelFileError
+from .ood import PER_ATTRIBUTE
 from .ood import summary as ood_summary
 
 MAX_TEXT = 4_000
@@ -225,6 +226,7 @@ def render_card(spec: Mapping[str, Any]) -> str:
             "```",
             "",
         ]
+    lines += _attribute_ood_lines(card.get(PER_ATTRIBUTE))
     if card.get("license"):
         lines += ["## License and use", "", card["license"], ""]
     if card.get("reproduce"):
@@ -247,4 +249,28 @@ def _attribute_lines(card: dict) -> list[str]:
     for row in rows:
         cells = ("—" if v is None else str(v) for v in row.values())
         lines.append("| " + " | ".join(cells) + " |")
+    return [*lines, ""]
+
+
+def _attribute_ood_lines(per_attribute: Any) -> list[str]:
+    """A multi-attribute model's hint: each attribute's threshold and the share
+    of its test faces flagged."""
+    if not isinstance(per_attribute, dict) or not per_attribute:
+        return []
+    lines = [
+        "## Out-of-distribution hint, per attribute",
+        "",
+        "The explorer flags an input scored above the chosen attribute's "
+        "threshold as unlike the training data (`lipnet.ood`).",
+        "",
+        "| attribute | threshold | test faces flagged |",
+        "| --- | --- | --- |",
+    ]
+    for name, entry in per_attribute.items():
+        if isinstance(entry, dict):
+            summary = ood_summary(entry)
+            lines.append(
+                f"| {name} | {summary.get('threshold', '')} "
+                f"| {summary.get('flagged_test_share', '')} |"
+            )
     return [*lines, ""]

@@ -12,8 +12,15 @@ import torch
 from PIL import Image
 
 import lipnet
+from lipnet import ood
+from lipnet.__main__ import main as lipnet_main
 from lipnet.attribute_words import attribute_rows, direction_label
-from lipnet.attributes import attribute, attribute_names, attribute_radii
+from lipnet.attributes import (
+    attribute,
+    attribute_names,
+    attribute_radii,
+    calibrate_attributes,
+)
 from lipnet.data.celeba import SQUASHED_FOLDER
 from lipnet.data.celeba_identity import (
     identity_example_attributes,
@@ -291,3 +298,57 @@ def test_the_card_has_a_table_per_attribute(tiny, tmp_path):
     assert attribute_rows({"metrics": {}}) == []
     assert direction_label("Mustache", True) == "add a moustache"
     assert direction_label("Young", False) == "away from young"
+
+
+def test_each_attribute_gets_its_own_out_of_distribution_hint(
+    tiny, celeba_root, monkeypatch, tmp_path
+):
+    monkeypatch.setenv("LIPNET_CACHE", str(tmp_path / "cache"))
+    folder = tmp_path / "m"
+    card = {"license": "test", "training": {"config": _config()}}
+    lipnet.save(tiny, folder, card=card, name="attrs")
+    args = ["ood", str(folder), "--data", str(celeba_root.parent), "--n-train", "30"]
+    assert lipnet_main(args) == 0
+    loaded = lipnet.load(folder)
+    per_attribute = loaded.spec["card"][ood.PER_ATTRIBUTE]
+    assert list(per_attribute) == ATTRS
+    assert "Out-of-distribution hint, per attribute" in (folder / "CARD.md").read_text()
+    # Each attribute's binary model carries its own calibration, with the
+    # attribute's two classes, and `lipnet.ood.check` works on it unchanged.
+    faces = load_faces(_config(), celeba_root.parent)["test"]["images"]
+    x = torch.cat([faces.float().div(255), torch.full((1, 3, 8, 8), 0.5)])
+    for name in ATTRS:
+        view = attribute(loaded, name)
+        assert view.spec["card"]["ood"] == per_attribute[name]
+        result = ood.check(view, x)
+        assert result is not None and result.score.shape == (len(x),)
+        # A flat grey square is no face (the synthetic faces are all alike, so
+        # they sit at the threshold: only the square must be far above it).
+        assert bool(result.unusual[-1])
+        assert float(result.score[-1]) > 2 * float(result.score[:-1].max())
+    assert ood.check(loaded, x) is None  # the whole model has no single hint
+    # A malformed per-attribute entry (an untrusted card) gives no hint, no crash.
+    for bad in ("oops", {"Mustache": "oops"}, {"Mustache": {"threshold": -1}}):
+        spec = copy.deepcopy(loaded.spec)
+        spec["card"][ood.PER_ATTRIBUTE] = bad
+        loaded.spec = spec
+        assert ood.check(attribute(loaded, "Mustache"), x) is None
+    with pytest.raises(ValueError, match="labels of shape"):
+        calibrate_attributes(tiny, x, torch.zeros(len(x), 2), x)
+
+
+def test_an_attribute_calibration_that_fails_writes_nothing(
+    tiny, celeba_root, monkeypatch, tmp_path, capsys
+):
+    monkeypatch.setenv("LIPNET_CACHE", str(tmp_path / "cache"))
+    folder = tmp_path / "m"
+    card = {"license": "test", "training": {"config": _config()}}
+    lipnet.save(tiny, folder, card=card, name="attrs")
+    before = (folder / "spec.json").read_bytes()
+    monkeypatch.setattr(
+        lipnet.attributes, "calibration_problem", lambda entry, model: "broken"
+    )
+    args = ["ood", str(folder), "--data", str(celeba_root.parent), "--n-train", "30"]
+    assert lipnet_main(args) == 1
+    assert "Mustache: broken" in capsys.readouterr().err
+    assert (folder / "spec.json").read_bytes() == before

@@ -218,14 +218,3 @@ def test_size_limit_holds_when_the_model_does_not_name_its_classes(toy):
     big["features"]["class_means"] = [[0.0] * 16_384] * 20
     big["features"]["variance"] = [1.0] * 16_384
     assert "more than" in ood.parse_calibration(big)
-
-
-def test_cli_says_a_multi_attribute_model_has_no_hint_and_writes_nothing(
-    tmp_path, models_dir, capsys
-):
-    folder = tmp_path / "celeba-hkr"
-    shutil.copytree(models_dir / "celeba-hkr", folder)
-    before = (folder / "spec.json").read_bytes()
-    assert main(["ood", str(folder)]) == 1
-    assert "several attributes" in capsys.readouterr().err
-    assert (folder / "spec.json").read_bytes() == before

@@ -30,6 +30,11 @@ read it and return None when a model has none or a malformed one (uploaded
 model folders are untrusted). No image or mean image is stored, only
 per-class means of features and of the four pixel statistics.
 
+A multi-attribute model (`lipnet.attributes`) keeps one calibration per
+attribute under ``PER_ATTRIBUTE`` (the classes of each are the attribute's
+absent / present); `lipnet.attribute` hands the chosen attribute's entry to
+its binary model as that model's "ood", so `check` works on it unchanged.
+
 One job a module: `views` computes the two views and the distance,
 `calibration` fits and validates the card entry, and this module scores
 inputs with it (`check`).
@@ -78,6 +83,7 @@ __all__ = [
     "MAX_FLOATS",
     "MESSAGE",
     "METHOD",
+    "PER_ATTRIBUTE",
     "PIXEL_STATS",
     "SIGNIFICANT_DIGITS",
     "VARIANCE_FLOOR",
@@ -97,6 +103,9 @@ __all__ = [
     "read_calibration",
     "summary",
 ]
+
+PER_ATTRIBUTE = "ood_by_attribute"
+"""The card key of a multi-attribute model's calibrations: {attribute: entry}."""
 
 MESSAGE = (
     "This input is unlike the training data; the certificate still holds, "
