@@ -80,3 +80,17 @@ def test_a_link_carries_the_attribute_and_the_direction():
     assert "model" in " ".join(texts(bad.warning)) and "dir" in " ".join(
         texts(bad.warning)
     )
+
+
+def test_each_attribute_has_its_out_of_distribution_hint():
+    """The explorer scores a test face with the chosen attribute's own
+    calibration (`ood_by_attribute`); a face model checks the framing first."""
+    app = check(AppTest.from_file(str(APP), default_timeout=TIMEOUT).run())
+    check(app.selectbox(key="model_key").set_value(MODEL).run())
+    for name in ("Eyeglasses", "Mustache"):
+        check(app.selectbox(key="attribute").set_value(name).run())
+        check(app.radio(key="source").set_value("Test image").run())
+        check(app.radio(key="direction").set_value(1).run())  # add it
+        captions = " ".join(texts(app.caption))
+        assert "The input looks like the training data" in captions
+        assert "carries no out-of-distribution calibration" not in captions
