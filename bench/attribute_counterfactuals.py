@@ -45,9 +45,12 @@ def inputs(faces: dict, names: list[str], attribute: str, n: int) -> torch.Tenso
     return faces["images"][index].float().div(255.0)
 
 
-def run(models_dir: Path, n: int, overshoot: float, seed: int, follow) -> dict:
-    """Every judged attribute's measurements: {attribute: result}."""
-    multi = lipnet.load(models_dir / MODEL)
+def run(
+    models_dir: Path, n: int, overshoot: float, seed: int, follow, name: str = MODEL
+) -> dict:
+    """Every judged attribute's measurements: {attribute: result}, for the
+    multi-attribute model `name` in `models_dir` (a candidate: its own name)."""
+    multi = lipnet.load(models_dir / name)
     twin = lipnet.load(models_dir / TWIN) if (models_dir / TWIN).is_dir() else None
     config = multi.spec["card"]["training"]["config"]
     test = load_faces(config)["test"]
@@ -94,7 +97,7 @@ def run(models_dir: Path, n: int, overshoot: float, seed: int, follow) -> dict:
                 ),
             }
         out[attribute] = {
-            "model": f"{MODEL}@{attribute}",
+            "model": f"{name}@{attribute}",
             "twin": f"{TWIN}@{attribute}",
             "inputs": f"test faces without {attribute}"
             + (" (men)" if attribute == "Mustache" else ""),

@@ -301,13 +301,14 @@ def follow_report(
 
 def run_attributes(args: argparse.Namespace, command: str) -> dict[str, Any]:
     """celeba-hkr's judged attributes (`attribute_counterfactuals`), printed."""
+    name = args.celeba_model
     out = attribute_counterfactuals.run(
-        args.models_dir, args.n, args.overshoot, args.seed, follow_report
+        args.models_dir, args.n, args.overshoot, args.seed, follow_report, name
     )
     for attribute, r in out.items():
         q = r["quality"]
         print(
-            f"\n## celeba-hkr: {attribute} (judge balanced accuracy "
+            f"\n## {name}: {attribute} (judge balanced accuracy "
             f"{r['judge']['test_balanced_accuracy']:.4f}, {r['time_s']} s)"
         )
         print(table(attribute, r["model"], r["twin"], q))
@@ -330,10 +331,8 @@ def run_attributes(args: argparse.Namespace, command: str) -> dict[str, Any]:
             )
     if args.update_cards:
         section = attribute_counterfactuals.card_section(out, command)
-        update_card(
-            args.models_dir / attribute_counterfactuals.MODEL, attribute_quality=section
-        )
-        print(f"updated the card of {attribute_counterfactuals.MODEL}")
+        update_card(args.models_dir / name, attribute_quality=section)
+        print(f"updated the card of {name}")
     return out
 
 
@@ -391,6 +390,12 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument(
         "--max-train", type=int, default=None, help="judge training images (dry runs)"
+    )
+    p.add_argument(
+        "--celeba-model",
+        default=attribute_counterfactuals.MODEL,
+        help="the multi-attribute model in --models-dir that --models celeba "
+        "measures (a candidate beside the shipped twin and earlier models)",
     )
     p.add_argument(
         "--update-cards",

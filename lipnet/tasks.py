@@ -17,10 +17,19 @@ from torch import Tensor
 
 from . import data as D
 
-MNIST_PROVENANCE = (
-    "MNIST (Yann LeCun and Corinna Cortes), CC BY-SA 3.0. Training: the first 10,000 "
-    "images of the official training set; test: the official 10,000-image test set."
-)
+
+def mnist_provenance(n_train: int) -> str:
+    """Where a MNIST model's images came from: the first `n_train` training images
+    (all 60,000 from `mnist-full`) and the official test set."""
+    which = (
+        "all 60,000 images" if n_train >= 60_000 else f"the first {n_train:,} images"
+    )
+    return (
+        f"MNIST (Yann LeCun and Corinna Cortes), CC BY-SA 3.0. Training: {which} of "
+        "the official training set; test: the official 10,000-image test set."
+    )
+
+
 CELEBA_LICENSE = (
     "Trained on CelebA (Liu, Luo, Wang, Tang, ICCV 2015), which is licensed for "
     "NON-COMMERCIAL RESEARCH PURPOSES ONLY: this model inherits that restriction and "
@@ -95,6 +104,7 @@ def load_task(
         folder = root / _plain_name(config.get("mnist_folder", "mnist"))
         x, y = D.load_mnist(folder, "train")
         xt, yt = D.load_mnist(folder, "test")
+        source = mnist_provenance(len(x))
         if task == "mnist08":
             x, y = D.mnist_binary(x, y, (0, 8))
             xt, yt = D.mnist_binary(xt, yt, (0, 8))
@@ -114,7 +124,7 @@ def load_task(
             balanced=False,
             provenance={
                 "dataset": "MNIST",
-                "source": MNIST_PROVENANCE,
+                "source": source,
                 "license": "CC BY-SA 3.0",
                 "split": f"validation: {frac:.0%} of the training images, drawn with "
                 f"torch.randperm(seed={seed}); test: the official test set",

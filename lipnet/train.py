@@ -43,7 +43,6 @@ from .metrics import predict as predict
 from .metrics import rounding_report as rounding_report
 from .models import build_model
 from .tasks import CELEBA_LICENSE as CELEBA_LICENSE
-from .tasks import MNIST_PROVENANCE as MNIST_PROVENANCE
 from .tasks import TaskData as TaskData
 from .tasks import load_task as load_task
 from .tasks import on_device

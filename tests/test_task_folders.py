@@ -20,6 +20,9 @@ def test_mnist_full_gives_the_canonical_60000_training_images():
     )
     first = load_task(config)  # the default folder: the first 10,000
     assert len(first.y_train) + len(first.y_val) == 10000
+    # The card says which: all 60,000, or the first 10,000.
+    assert "Training: all 60,000 images" in full.provenance["source"]
+    assert "Training: the first 10,000 images" in first.provenance["source"]
 
 
 @pytest.mark.parametrize("name", ["../mnist", "/etc", "..", "", "a/b", 3])
