@@ -104,8 +104,7 @@ def evaluate(
     if model.head == "none":
         metrics["certified_accuracy"] = None
         return metrics
-    # Certified as it will be loaded: in float64, with the weights as trained.
-    shipped = to_float64(copy.deepcopy(model)) if _is_float32(model) else model
+    shipped = as_loaded(model)
     cert = certified_accuracy(
         shipped, (x, y), [e for e in eps_list if e > 0], balanced=balanced
     )
@@ -113,9 +112,14 @@ def evaluate(
     return metrics
 
 
-def _is_float32(model: nn.Module) -> bool:
+def as_loaded(model: nn.Module) -> nn.Module:
+    """The model as `lipnet.load` will give it: a float64 copy of a float32
+    model (its weights as trained), so every certificate measured on it is the
+    one users get; float32 radii lose a box-wide rounding bound."""
     p = next(model.parameters(), None)
-    return p is not None and p.dtype == torch.float32
+    if p is None or p.dtype != torch.float32:
+        return model
+    return to_float64(copy.deepcopy(model))
 
 
 def lipschitz_report(model: LipSequential, x: Tensor) -> dict[str, Any]:
@@ -170,8 +174,7 @@ def rounding_report(model: LipSequential) -> dict[str, float]:
     Returns:
         {"rounding_bound", "rounding_bound_float32"}, rounded up to 3 digits.
     """
-    shipped = to_float64(copy.deepcopy(model)) if _is_float32(model) else model
-    box = box_rounding(shipped)
+    box = box_rounding(as_loaded(model))
     return {
         "rounding_bound": float(f"{box['score_error'] * (1 + 1e-3):.3g}"),
         "rounding_bound_float32": float(f"{box['score_error_float32'] * 1.001:.3g}"),

@@ -37,6 +37,7 @@ from .losses import HKRLoss, HKRMarginLoss, HKRMulticlassLoss
 from .metrics import EPS_GRID as EPS_GRID
 from .metrics import SUBSET as SUBSET
 from .metrics import accuracy as accuracy
+from .metrics import as_loaded
 from .metrics import evaluate as evaluate
 from .metrics import lipschitz_report as lipschitz_report
 from .metrics import predict as predict
@@ -311,8 +312,8 @@ def train(
         card["data"]["test_ids_sha256"] = _ids_digest(data.provenance["test_ids"])
     card["lipschitz"] = lipschitz_report(model, data.x_test)
     n_attack = int(config.get("attack_n", SUBSET))
-    card["attacks"] = attack_report(
-        model, data.x_test[:n_attack], data.y_test[:n_attack]
+    card["attacks"] = attack_report(  # the certificates users get, in float64
+        as_loaded(model), data.x_test[:n_attack], data.y_test[:n_attack]
     )
     if out is not None:
         save(model, out, card=card, name=config.get("name"))

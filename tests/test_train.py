@@ -11,6 +11,7 @@ import pytest
 import torch
 
 import lipnet
+from lipnet.metrics import SUBSET, as_loaded
 from lipnet.models import build_model
 from lipnet.train import fit, load_task, train
 
@@ -172,3 +173,22 @@ def test_bad_configs():
             (1, 28, 28),
             ["a", "b"],
         )
+
+
+def test_the_card_measures_the_model_as_it_will_be_loaded(tiny_run):
+    """Attacks, certified accuracy and rounding are measured on the float64 copy
+    `lipnet.load` gives (a float32 radius loses a box-wide rounding bound)."""
+    model, card, out = tiny_run
+    assert next(model.parameters()).dtype == torch.float32
+    loaded_like = as_loaded(model)
+    assert loaded_like is not model
+    assert next(loaded_like.parameters()).dtype == torch.float64
+    assert next(model.parameters()).dtype == torch.float32  # untouched
+    assert as_loaded(loaded_like) is loaded_like
+    x = torch.rand(5, *model.input_shape)
+    loaded = lipnet.load(out)
+    with torch.no_grad():
+        assert torch.equal(loaded_like(x.double()), loaded(x.double()))
+    # Every correctly classified test input of the attack sample is counted
+    # (in float32 the rounding bound would zero some radii and drop them).
+    assert card["attacks"]["n"] >= 0.9 * TINY.get("attack_n", SUBSET)
