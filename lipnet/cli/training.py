@@ -88,6 +88,10 @@ def _train(args: argparse.Namespace) -> int:
             checkpoint=args.checkpoint or out.with_name(out.name + ".ckpt"),
             resume=args.resume,
         )
+        # Every rank leaves the group together: a rank that left while rank 0
+        # still measured the model could abort in gloo ("terminate called
+        # without an active exception"). On a failure torchrun stops the rest.
+        dist.barrier()
     finally:
         dist.cleanup()
     if dist.is_main() and card:
