@@ -92,15 +92,15 @@ def calibrate_attributes(
     labels_train: Tensor,
     x_test: Tensor,
     quantile: float = 0.99,
-    n_train: int | None = None,
 ) -> dict[str, Any]:
     """The out-of-distribution calibration of every attribute (the PER_ATTRIBUTE
     card entry): `lipnet.ood.calibrate` on each attribute's binary model, its
     classes the attribute absent / present (`labels_train`: 0/1, (N, A)).
 
-    The same training images (drawn once with `n_train`) serve every attribute.
-    Raises ValueError for labels that do not fit or an entry that does not
-    check against its model (`lipnet.ood.calibration_problem`).
+    The same training images serve every attribute (the caller draws them: a
+    face split is too large to hold in float whole). Raises ValueError for
+    labels that do not fit or an entry that does not check against its model
+    (`lipnet.ood.calibration_problem`).
     """
     names = attribute_names(model)
     labels_train = torch.as_tensor(labels_train)
@@ -112,9 +112,7 @@ def calibrate_attributes(
     out = {}
     for a, name in enumerate(names):
         one = attribute(model, name)
-        entry = calibrate(
-            one, x_train, labels_train[:, a] > 0, x_test, quantile, n_train
-        )
+        entry = calibrate(one, x_train, labels_train[:, a] > 0, x_test, quantile)
         problem = calibration_problem(entry, one)
         if problem:
             raise ValueError(f"{name}: {problem}")
