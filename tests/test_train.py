@@ -40,6 +40,9 @@ def test_short_training_learns_and_writes_a_complete_folder(tiny_run):
     _, card, out = tiny_run
     history = card["training"]["history"]
     assert history[-1]["loss"] < history[0]["loss"]
+    # every epoch logs validation certified accuracy at 1.0 and at 1.58, nested
+    for line in history:
+        assert 0 <= line["val_certified_1.58"] <= line["val_certified_1.0"] <= 1
     test = card["metrics"]["test"]
     assert test["n"] == 1954 and test["clean_accuracy"] > 0.9
     assert set(test["certified_accuracy"]) == {"0.25", "0.5", "1", "1.58", "2", "3"}
