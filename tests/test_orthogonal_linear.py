@@ -78,3 +78,16 @@ def test_export_save_and_load(tmp_path):
     assert loaded.lipschitz_check["sound"] is True
     with torch.no_grad():
         assert torch.allclose(loaded(x), model(x), atol=1e-6)
+
+
+def test_the_gram_matrix_has_autograds_gradients_first_and_second_order():
+    from lipnet.layers.orthogonal_linear import gram
+
+    gen = torch.Generator().manual_seed(5)
+    a = torch.randn(4, 7, dtype=torch.float64, generator=gen, requires_grad=True)
+    assert torch.autograd.gradcheck(gram, (a,))
+    assert torch.autograd.gradgradcheck(gram, (a,))
+    weights = torch.randn(4, 4, dtype=torch.float64, generator=gen)
+    (ours,) = torch.autograd.grad((gram(a) * weights).sum(), a)
+    (theirs,) = torch.autograd.grad(((a @ a.mT) * weights).sum(), a)
+    assert torch.allclose(ours, theirs, atol=1e-12)
