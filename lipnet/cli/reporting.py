@@ -81,7 +81,11 @@ def _report(args: argparse.Namespace) -> int:
 
     device = dist.init_from_env(args.device)
     try:
-        return _report_on(args, device)
+        code = _report_on(args, device)
+        # As in `lipnet train`: every rank leaves the group together, after
+        # rank 0 wrote the report (a rank that left early can abort gloo).
+        dist.barrier()
+        return code
     finally:
         dist.cleanup()
 
