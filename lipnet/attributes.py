@@ -55,7 +55,7 @@ def attribute(model: LipSequential, name: str) -> LipSequential:
         classes=attribute_classes(name),
         head="none" if model.head == "none" else "binary",
     ).eval()
-    spec = copy.deepcopy(getattr(model, "spec", {}))
+    spec = _spec_without_calibrations(getattr(model, "spec", {}))
     if spec:
         spec.update(
             task="binary",
@@ -72,9 +72,22 @@ def attribute(model: LipSequential, name: str) -> LipSequential:
     return binary
 
 
+def _spec_without_calibrations(spec: Mapping[str, Any]) -> dict:
+    """A deep copy of `spec` whose card keeps its per-attribute calibrations
+    by reference (`_own_ood` takes one of them), not copied once per call."""
+    card = spec.get("card")
+    if not isinstance(card, Mapping) or PER_ATTRIBUTE not in card:
+        return copy.deepcopy(dict(spec))
+    rest = {k: v for k, v in spec.items() if k != "card"}
+    card_rest = {k: v for k, v in card.items() if k != PER_ATTRIBUTE}
+    out = copy.deepcopy(rest)
+    out["card"] = {**copy.deepcopy(card_rest), PER_ATTRIBUTE: card[PER_ATTRIBUTE]}
+    return out
+
+
 def _own_ood(spec: dict, name: str) -> None:
     """Give an attribute's binary spec its own out-of-distribution calibration
-    (the card's PER_ATTRIBUTE entry for `name`) as its "ood", or none."""
+    (a copy of the card's PER_ATTRIBUTE entry for `name`) as its "ood", or none."""
     card = spec.get("card")
     if not isinstance(card, dict):
         return
@@ -83,7 +96,7 @@ def _own_ood(spec: dict, name: str) -> None:
     if entry is None:
         card.pop("ood", None)
     else:
-        card["ood"] = entry
+        card["ood"] = copy.deepcopy(entry)
 
 
 def calibrate_attributes(

@@ -327,6 +327,12 @@ def test_each_attribute_gets_its_own_out_of_distribution_hint(
         assert bool(result.unusual[-1])
         assert float(result.score[-1]) > 2 * float(result.score[:-1].max())
     assert ood.check(loaded, x) is None  # the whole model has no single hint
+    # A view's spec is its own: changing it leaves the model's calibrations be.
+    before = copy.deepcopy(per_attribute)
+    view = attribute(loaded, "Mustache")
+    view.spec["card"]["ood"]["threshold"] = -5.0
+    assert loaded.spec["card"][ood.PER_ATTRIBUTE] == before
+    assert attribute(loaded, "Mustache").spec["card"]["ood"]["threshold"] != -5.0
     # A malformed per-attribute entry (an untrusted card) gives no hint, no crash.
     for bad in ("oops", {"Mustache": "oops"}, {"Mustache": {"threshold": -1}}):
         spec = copy.deepcopy(loaded.spec)
