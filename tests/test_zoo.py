@@ -71,7 +71,7 @@ def test_targets_of_the_model_zoo(load_model):
     assert m08["certified_accuracy"]["2"] >= 0.85
     m10 = load_model("mnist10-hkr").spec["card"]["metrics"]["test"]
     assert m10["n"] == 10000 and m10["clean_accuracy"] >= 0.97
-    assert m10["certified_accuracy"]["1.58"] >= 0.45
+    assert m10["certified_accuracy"]["1.58"] >= 0.58
     for face in ("moustache-hkr", "eyeglasses-hkr"):
         card = load_model(face).spec["card"]
         test = card["metrics"]["test"]
