@@ -74,15 +74,11 @@ def attribute(model: LipSequential, name: str) -> LipSequential:
 
 def _spec_without_calibrations(spec: Mapping[str, Any]) -> dict:
     """A deep copy of `spec` whose card keeps its per-attribute calibrations
-    by reference (`_own_ood` takes one of them), not copied once per call."""
+    by reference (`_own_ood` copies the one it takes), not copied per call."""
     card = spec.get("card")
-    if not isinstance(card, Mapping) or PER_ATTRIBUTE not in card:
-        return copy.deepcopy(dict(spec))
-    rest = {k: v for k, v in spec.items() if k != "card"}
-    card_rest = {k: v for k, v in card.items() if k != PER_ATTRIBUTE}
-    out = copy.deepcopy(rest)
-    out["card"] = {**copy.deepcopy(card_rest), PER_ATTRIBUTE: card[PER_ATTRIBUTE]}
-    return out
+    shared = card.get(PER_ATTRIBUTE) if isinstance(card, Mapping) else None
+    # deepcopy's memo maps the calibrations to themselves: kept, not copied.
+    return copy.deepcopy(dict(spec), {id(shared): shared} if shared is not None else {})
 
 
 def _own_ood(spec: dict, name: str) -> None:
