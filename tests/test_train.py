@@ -122,6 +122,25 @@ def test_validation_split_is_deterministic_and_disjoint():
     assert not torch.equal(a.x_val, other.x_val)
 
 
+def test_the_attack_section_is_measured_in_float64(tmp_path, monkeypatch):
+    """`train` hands `attack_report` the float64 model `lipnet.load` gives, not
+    the float32 one it trained (whose radii lose a box-wide rounding bound)."""
+    import lipnet.train as training
+
+    seen = []
+
+    def spy(model, x, y):
+        seen.append((next(model.parameters()).dtype, x.dtype))
+        return {"n": 0}
+
+    monkeypatch.setattr(training, "attack_report", spy)
+    one_epoch = {**TINY, "optimizer": {**TINY["optimizer"], "epochs": 1}}
+    model, card = train(one_epoch, tmp_path / "model", progress=False)
+    assert seen == [(torch.float64, torch.float32)]
+    assert next(model.parameters()).dtype == torch.float32
+    assert card["attacks"] == {"n": 0}
+
+
 def test_eval_reproduces_the_card(tiny_run):
     _, _, out = tiny_run
     from lipnet.evaluate import compare_to_card, recompute_metrics
